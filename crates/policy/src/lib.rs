@@ -90,6 +90,7 @@ pub mod rules;
 mod state;
 mod violation;
 mod vocab;
+pub mod wire;
 
 pub use consent::{Consent, WithdrawalStatus};
 pub use custody::{CustodyChange, Offer, OfferStatus};
@@ -106,3 +107,4 @@ pub use vocab::{
     CaseOutcome, ConsentGrant, ConsentMethod, ConsentScope, GivenBy, Recipient, RecipientSet,
     Refusal, Refused, Service, ServiceReason,
 };
+pub use wire::{FieldViolation, WireError, WireEvent, event_from_proto};
