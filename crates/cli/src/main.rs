@@ -1,0 +1,46 @@
+//! `waymark`: the one command-line tool of the project.
+//!
+//! Subcommands grow with the project: `keys` (agency signing keys) today;
+//! `demo`, `audit`, `up` and `bench` as their pieces land. `main` only parses
+//! flags and maps errors to exit codes; each subcommand lives in its own module.
+//!
+//! Exit codes follow sysexits: 0 success, 1 a finding or failure of the work
+//! itself, 64 bad usage or configuration, 74 an I/O error.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod keys;
+
+/// Waymark: a verifiable referral, consent and custody bus for the agencies of
+/// a national referral mechanism for victims of trafficking.
+#[derive(Debug, Parser)]
+#[command(name = "waymark", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate and inspect agency signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keys(cmd) => keys::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("waymark: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

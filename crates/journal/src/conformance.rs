@@ -1,0 +1,219 @@
+//! The conformance suite every [`JournalStore`] must pass.
+//!
+//! Call [`run`] from a test with an empty directory and a factory that opens
+//! (or reopens) the store in a directory; it panics with a message naming the
+//! broken rule. The sled store runs it in `tests/conformance.rs`.
+
+use std::path::Path;
+
+use waymark_types::{AgencyId, CaseId, EventId};
+
+use crate::merkle::{self, Frontier};
+use crate::store::{
+    Batch, JournalStore, OutboxItem, StoredCheckpoint, StoredCosignature, StoredEntry,
+};
+
+fn entries(frontier: &mut Frontier, from: u64, n: u64, case: Option<CaseId>) -> Vec<StoredEntry> {
+    (from..from + n)
+        .map(|seq| {
+            let bytes = format!("entry {seq}").into_bytes();
+            let hash = merkle::leaf_hash(&bytes);
+            StoredEntry {
+                seq,
+                bytes,
+                hash,
+                nodes: frontier.push(hash),
+                case_id: case,
+                event_id: Some(EventId::new()),
+            }
+        })
+        .collect()
+}
+
+fn agency(s: &str) -> AgencyId {
+    AgencyId::new(s).unwrap_or_else(|e| panic!("test agency id: {e}"))
+}
+
+/// Runs every check against stores opened by `open` in `dir` (which must be
+/// empty). `open` is called several times on the same directory to check
+/// persistence; the previous store is dropped first.
+///
+/// # Panics
+/// On the first violated rule, with a message naming it.
+pub fn run<S: JournalStore>(dir: &Path, mut open: impl FnMut(&Path) -> S) {
+    let case = CaseId::new();
+    let other_case = CaseId::new();
+    let police = agency("police-a");
+    let shelter = agency("shelter-b");
+    let mut frontier = Frontier::new();
+
+    let s = open(dir);
+    assert_eq!(s.size().unwrap(), 0, "a new store is empty");
+    assert!(s.entry(1).unwrap().is_none(), "a new store has no entry 1");
+
+    // Batch 1: three entries of a case, an outbox item for two recipients.
+    let b1 = entries(&mut frontier, 1, 3, Some(case));
+    let ev1 = b1[0].event_id.unwrap();
+    let batch = Batch {
+        outbox_add: vec![
+            OutboxItem {
+                seq: 1,
+                recipient: shelter.clone(),
+                event_id: ev1,
+            },
+            OutboxItem {
+                seq: 1,
+                recipient: police.clone(),
+                event_id: ev1,
+            },
+        ],
+        entries: b1.clone(),
+        ..Batch::default()
+    };
+    s.commit(&batch).unwrap();
+    assert_eq!(s.size().unwrap(), 3, "size after a commit");
+    assert_eq!(
+        s.entry(2).unwrap().as_ref(),
+        Some(&b1[1]),
+        "entry read back verbatim"
+    );
+
+    // A batch that skips or repeats a seq is rejected and changes nothing.
+    let mut bad = Frontier::new();
+    let gap = Batch {
+        entries: entries(&mut bad, 5, 1, None),
+        ..Batch::default()
+    };
+    assert!(s.commit(&gap).is_err(), "a batch with a gap is rejected");
+    let again = Batch {
+        entries: entries(&mut Frontier::new(), 3, 1, None),
+        ..Batch::default()
+    };
+    assert!(
+        s.commit(&again).is_err(),
+        "a batch repeating a seq is rejected"
+    );
+    assert_eq!(s.size().unwrap(), 3, "a rejected batch changes nothing");
+
+    // Batch 2: more entries (other case), a receipt removing one outbox item,
+    // a checkpoint and a cosignature.
+    let b2 = entries(&mut frontier, 4, 6, Some(other_case));
+    let batch = Batch {
+        entries: b2.clone(),
+        outbox_remove: vec![(1, shelter.clone())],
+        checkpoints: vec![StoredCheckpoint {
+            size: 9,
+            envelope: b"ckpt9".to_vec(),
+        }],
+        cosignatures: vec![StoredCosignature {
+            size: 9,
+            witness: shelter.clone(),
+            envelope: b"cosig".to_vec(),
+        }],
+        ..Batch::default()
+    };
+    s.commit(&batch).unwrap();
+    s.commit(&Batch {
+        checkpoints: vec![StoredCheckpoint {
+            size: 3,
+            envelope: b"ckpt3".to_vec(),
+        }],
+        ..Batch::default()
+    })
+    .unwrap();
+    s.commit(&Batch::default()).unwrap();
+    drop(s);
+
+    // Everything survives a reopen.
+    let s = open(dir);
+    assert_eq!(s.size().unwrap(), 9, "size survives reopen");
+    for e in b1.iter().chain(&b2) {
+        assert_eq!(
+            s.entry(e.seq).unwrap().as_ref(),
+            Some(e),
+            "entry {} survives reopen",
+            e.seq
+        );
+        assert_eq!(
+            s.event_seq(&e.event_id.unwrap()).unwrap(),
+            Some(e.seq),
+            "event index of {}",
+            e.seq
+        );
+    }
+    assert_eq!(
+        s.event_seq(&EventId::new()).unwrap(),
+        None,
+        "unknown events are absent"
+    );
+    assert_eq!(
+        s.case_seqs(&case, 0, 100).unwrap(),
+        vec![1, 2, 3],
+        "case index in order"
+    );
+    assert_eq!(
+        s.case_seqs(&other_case, 5, 2).unwrap(),
+        vec![6, 7],
+        "case index paging"
+    );
+    assert!(
+        s.case_seqs(&CaseId::new(), 0, 10).unwrap().is_empty(),
+        "unknown case"
+    );
+    assert_eq!(
+        s.outbox(0, 10).unwrap(),
+        vec![OutboxItem {
+            seq: 1,
+            recipient: police.clone(),
+            event_id: ev1
+        }],
+        "outbox after the receipt removed one item"
+    );
+    assert!(s.outbox_contains(1, &police).unwrap() && !s.outbox_contains(1, &shelter).unwrap());
+    assert!(s.outbox(1, 10).unwrap().is_empty(), "outbox paging");
+    let cps = s.checkpoints(0, 10).unwrap();
+    assert_eq!(
+        cps.iter().map(|c| c.size).collect::<Vec<_>>(),
+        vec![3, 9],
+        "checkpoints ordered by size"
+    );
+    assert_eq!(
+        s.latest_checkpoint().unwrap().map(|c| c.size),
+        Some(9),
+        "latest checkpoint"
+    );
+    assert_eq!(
+        s.checkpoints(4, 10).unwrap().len(),
+        1,
+        "checkpoints from a size"
+    );
+    let cs = s.cosignatures(9).unwrap();
+    assert_eq!(cs.len(), 1, "cosignature stored");
+    assert_eq!(cs[0].witness, shelter, "cosignature witness");
+    assert!(
+        s.cosignatures(3).unwrap().is_empty(),
+        "no cosignature for size 3"
+    );
+
+    // Merkle nodes: the root from stored nodes equals the in-memory frontier's.
+    let src = crate::journal::StoreNodes(&s);
+    assert_eq!(
+        merkle::root(&src, 9).unwrap(),
+        frontier.root(),
+        "root from stored nodes"
+    );
+    for size in 1..=9 {
+        let leaves: Vec<_> = (1..=size)
+            .map(|q| s.entry(q).unwrap().unwrap().hash)
+            .collect();
+        assert_eq!(
+            merkle::root(&src, size).unwrap(),
+            merkle::root_from_leaves(&leaves),
+            "root of size {size}"
+        );
+    }
+    assert!(
+        s.node(0, 9).is_err(),
+        "a node beyond the journal is an error"
+    );
+}

@@ -1,0 +1,408 @@
+//! The sled-backed [`JournalStore`]: a fsynced write-ahead log as the source
+//! of truth, sled as the index rebuilt from it.
+//!
+//! # Why not sled alone
+//! sled 0.34's `flush()` is not a durability barrier on Linux: it writes with
+//! `pwrite` and then calls `sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER)`
+//! (`pagecache/iobuf.rs`), which neither flushes the device's volatile cache
+//! nor the file's metadata (sled#1452); only its 500 ms background flusher
+//! and snapshot writes call `sync_all`. Crash testing found recovery gaps in
+//! 0.34 (sled#1077), and sled is frozen. Calling `sync_data` on sled's `db`
+//! file after `flush()` would fix the first point but still tie custody
+//! evidence to sled's internal file layout and recovery code. So:
+//!
+//! # Design
+//! - `<dir>/journal.wal` ([`crate::wal`]): one frame per group commit holding
+//!   the whole [`Batch`] (entries, outbox changes, checkpoints, cosignatures),
+//!   appended and `fdatasync`ed before [`JournalStore::commit`] returns. This
+//!   is the only durability barrier on the append path: one fsync per group.
+//! - `<dir>/index/` (sled, one tree): what the reads need, applied with one
+//!   atomic `apply_batch` per frame *after* the frame is durable, never
+//!   flushed on the append path. Together with the frame's data it writes
+//!   `m/head = size | wal_end`, the log offset it has applied through.
+//! - Open: read `m/head`, replay every log frame after `wal_end` into sled
+//!   (a torn final frame is cut first, see [`crate::wal`]). sled recovers a
+//!   prefix of its own atomic batches, and never gets ahead of the log
+//!   (batches are applied only after their frame's fsync), so replay from
+//!   `wal_end` restores exactly the committed state. If the index is lost or
+//!   damaged, delete `index/` and it is rebuilt from the log.
+//!
+//! # Index key layout (one sled tree, one-byte prefixes, integers big-endian)
+//! | key | value |
+//! |---|---|
+//! | `e` seq:8 | hash:32, n:1, n interior node hashes:32n, case:0/16 (len-prefixed), event:0/16 (len-prefixed), entry bytes |
+//! | `c` case:16 seq:8 | empty (per-case index) |
+//! | `i` event:16 | seq:8 (event-id dedup index) |
+//! | `o` seq:8 recipient | event:16 (outbox) |
+//! | `k` size:8 | checkpoint envelope |
+//! | `w` size:8 witness | cosignature envelope |
+//! | `m` `head` | size:8, wal_end:8 |
+//!
+//! Merkle nodes live inside the entry record that completed them (node
+//! `(l, j)` in entry `(j + 1) << l`), so the tree costs no extra keys and a
+//! node read is one point lookup.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use waymark_types::{AgencyId, CaseId, EventId};
+
+use crate::merkle::Hash;
+use crate::store::{
+    Batch, JournalStore, OutboxItem, StoreError, StoredCheckpoint, StoredCosignature, StoredEntry,
+};
+use crate::wal::Wal;
+use crate::wal_codec;
+
+/// Settings of the sled store.
+#[derive(Debug, Clone)]
+pub struct SledConfig {
+    /// sled's page cache size in bytes. Small by default (64 MiB) so that an
+    /// agency process with a million entries stays well under 200 MB RSS.
+    pub cache_capacity: u64,
+    /// How often sled's own background flusher writes the index, in ms. Only
+    /// affects how much log is replayed after a crash, never durability.
+    pub index_flush_every_ms: u64,
+}
+
+impl Default for SledConfig {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 64 << 20,
+            index_flush_every_ms: 1000,
+        }
+    }
+}
+
+fn sled_err(step: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
+    move |source| StoreError::Sled { step, source }
+}
+
+const HEAD: &[u8] = b"mhead";
+
+/// The sled store. See the module docs for the layout.
+#[derive(Debug)]
+pub struct SledStore {
+    db: sled::Db,
+    /// The log and the committed size; held for the whole commit so commits
+    /// are serialised and the index is applied in log order.
+    wal: Mutex<(Wal, u64)>,
+    dir: PathBuf,
+}
+
+impl SledStore {
+    /// Opens or creates the store in `dir`, replaying the log into the index.
+    ///
+    /// # Errors
+    /// I/O or sled failures, or [`StoreError::Corrupt`] if the log is damaged
+    /// anywhere but its final frame or disagrees with the index.
+    pub fn open(dir: &Path, config: &SledConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            step: "creating the journal directory",
+            source,
+        })?;
+        let db = sled::Config::new()
+            .path(dir.join("index"))
+            .cache_capacity(config.cache_capacity)
+            .flush_every_ms(Some(config.index_flush_every_ms))
+            .open()
+            .map_err(sled_err("opening the sled index"))?;
+        let (size, wal_end) = match db.get(HEAD).map_err(sled_err("reading the index head"))? {
+            Some(v) if v.len() == 16 => (be(&v[..8]), be(&v[8..])),
+            Some(_) => return Err(StoreError::Corrupt("index head record is malformed".into())),
+            None => (0, 0),
+        };
+        let (wal, frames) = Wal::open(&dir.join("journal.wal"), wal_end)?;
+        let store = Self {
+            db,
+            wal: Mutex::new((wal, size)),
+            dir: dir.to_owned(),
+        };
+        let mut size = size;
+        for frame in frames {
+            let batch = wal_codec::decode(&frame.body)?;
+            size = check_continues(&batch, size)?;
+            store.apply(&batch, size, frame.end)?;
+        }
+        store.lock()?.1 = size;
+        Ok(store)
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, (Wal, u64)>, StoreError> {
+        self.wal
+            .lock()
+            .map_err(|_| StoreError::Corrupt("a commit panicked; reopen the store".into()))
+    }
+
+    fn apply(&self, batch: &Batch, size: u64, wal_end: u64) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for e in &batch.entries {
+            b.insert(key(b'e', &e.seq.to_be_bytes(), &[]), encode_entry(e));
+            if let Some(c) = &e.case_id {
+                b.insert(key(b'c', c.as_bytes(), &e.seq.to_be_bytes()), &[][..]);
+            }
+            if let Some(ev) = &e.event_id {
+                b.insert(key(b'i', ev.as_bytes(), &[]), &e.seq.to_be_bytes()[..]);
+            }
+        }
+        for o in &batch.outbox_add {
+            b.insert(
+                key(b'o', &o.seq.to_be_bytes(), o.recipient.as_str().as_bytes()),
+                &o.event_id.as_bytes()[..],
+            );
+        }
+        for (seq, r) in &batch.outbox_remove {
+            b.remove(key(b'o', &seq.to_be_bytes(), r.as_str().as_bytes()));
+        }
+        for c in &batch.checkpoints {
+            b.insert(key(b'k', &c.size.to_be_bytes(), &[]), c.envelope.as_slice());
+        }
+        for c in &batch.cosignatures {
+            b.insert(
+                key(b'w', &c.size.to_be_bytes(), c.witness.as_str().as_bytes()),
+                c.envelope.as_slice(),
+            );
+        }
+        let mut head = [0u8; 16];
+        head[..8].copy_from_slice(&size.to_be_bytes());
+        head[8..].copy_from_slice(&wal_end.to_be_bytes());
+        b.insert(HEAD, &head[..]);
+        self.db
+            .apply_batch(b)
+            .map_err(sled_err("applying a batch to the index"))
+    }
+}
+
+fn check_continues(batch: &Batch, size: u64) -> Result<u64, StoreError> {
+    let mut next = size + 1;
+    for e in &batch.entries {
+        if e.seq != next {
+            return Err(StoreError::BadBatch(format!(
+                "entry seq {} where {next} was expected",
+                e.seq
+            )));
+        }
+        next += 1;
+    }
+    Ok(next - 1)
+}
+
+fn be(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a)
+}
+
+fn key(prefix: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + a.len() + b.len());
+    k.push(prefix);
+    k.extend_from_slice(a);
+    k.extend_from_slice(b);
+    k
+}
+
+fn encode_entry(e: &StoredEntry) -> Vec<u8> {
+    let mut v = Vec::with_capacity(32 + 1 + 32 * e.nodes.len() + 34 + e.bytes.len());
+    v.extend_from_slice(&e.hash);
+    v.push(u8::try_from(e.nodes.len()).unwrap_or(u8::MAX));
+    for n in &e.nodes {
+        v.extend_from_slice(n);
+    }
+    for id in [
+        e.case_id.as_ref().map(CaseId::as_bytes),
+        e.event_id.as_ref().map(EventId::as_bytes),
+    ] {
+        match id {
+            Some(b) => {
+                v.push(16);
+                v.extend_from_slice(b);
+            }
+            None => v.push(0),
+        }
+    }
+    v.extend_from_slice(&e.bytes);
+    v
+}
+
+fn decode_entry(seq: u64, v: &[u8]) -> Result<StoredEntry, StoreError> {
+    let bad = || StoreError::Corrupt(format!("index record of entry {seq} is malformed"));
+    let mut r = Reader(v);
+    let hash: Hash = r.take(32).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
+    let n = r.take(1).ok_or_else(bad)?[0] as usize;
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        nodes.push(r.take(32).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    }
+    let mut ids = [None, None];
+    for id in &mut ids {
+        let len = r.take(1).ok_or_else(bad)?[0] as usize;
+        if len != 0 {
+            let b: [u8; 16] = r.take(len).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
+            *id = Some(uuid::Uuid::from_bytes(b));
+        }
+    }
+    Ok(StoredEntry {
+        seq,
+        bytes: r.0.to_vec(),
+        hash,
+        nodes,
+        case_id: ids[0].map(CaseId::from_uuid),
+        event_id: ids[1].map(EventId::from_uuid),
+    })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+}
+
+fn agency(b: &[u8]) -> Result<AgencyId, StoreError> {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| AgencyId::new(s).ok())
+        .ok_or_else(|| StoreError::Corrupt("malformed agency id in an index key".into()))
+}
+
+impl JournalStore for SledStore {
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut guard = self.lock()?;
+        let size = check_continues(batch, guard.1)?;
+        let body = wal_codec::encode(batch);
+        let end = guard.0.append(&body)?;
+        self.apply(batch, size, end)?;
+        guard.1 = size;
+        Ok(())
+    }
+
+    fn size(&self) -> Result<u64, StoreError> {
+        Ok(self.lock()?.1)
+    }
+
+    fn entry(&self, seq: u64) -> Result<Option<StoredEntry>, StoreError> {
+        let v = self
+            .db
+            .get(key(b'e', &seq.to_be_bytes(), &[]))
+            .map_err(sled_err("reading an entry"))?;
+        v.map(|v| decode_entry(seq, &v)).transpose()
+    }
+
+    fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        let missing = || StoreError::Corrupt(format!("Merkle node ({level}, {index}) is missing"));
+        let seq = index
+            .checked_add(1)
+            .and_then(|i| i.checked_shl(level))
+            .filter(|s| level < 64 && (s >> level) == index + 1)
+            .ok_or_else(missing)?;
+        let e = self.entry(seq)?.ok_or_else(missing)?;
+        if level == 0 {
+            return Ok(e.hash);
+        }
+        e.nodes.get(level as usize - 1).copied().ok_or_else(missing)
+    }
+
+    fn case_seqs(&self, case: &CaseId, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let prefix = key(b'c', case.as_bytes(), &[]);
+        let start = key(
+            b'c',
+            case.as_bytes(),
+            &after.saturating_add(1).to_be_bytes(),
+        );
+        let mut out = Vec::new();
+        for kv in self.db.range(start..).take(limit) {
+            let (k, _) = kv.map_err(sled_err("reading the case index"))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push(be(&k[17..]));
+        }
+        Ok(out)
+    }
+
+    fn event_seq(&self, event: &EventId) -> Result<Option<u64>, StoreError> {
+        let v = self
+            .db
+            .get(key(b'i', event.as_bytes(), &[]))
+            .map_err(sled_err("reading the event index"))?;
+        match v {
+            Some(v) if v.len() == 8 => Ok(Some(be(&v))),
+            Some(_) => Err(StoreError::Corrupt("event index value is malformed".into())),
+            None => Ok(None),
+        }
+    }
+
+    fn outbox(&self, after: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let start = key(b'o', &after.saturating_add(1).to_be_bytes(), &[]);
+        let mut out = Vec::new();
+        for kv in self.db.range(start..b"p".to_vec()).take(limit) {
+            let (k, v) = kv.map_err(sled_err("reading the outbox"))?;
+            let ev: [u8; 16] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("outbox value is malformed".into()))?;
+            out.push(OutboxItem {
+                seq: be(&k[1..9]),
+                recipient: agency(&k[9..])?,
+                event_id: EventId::from_uuid(uuid::Uuid::from_bytes(ev)),
+            });
+        }
+        Ok(out)
+    }
+
+    fn outbox_contains(&self, seq: u64, recipient: &AgencyId) -> Result<bool, StoreError> {
+        self.db
+            .contains_key(key(b'o', &seq.to_be_bytes(), recipient.as_str().as_bytes()))
+            .map_err(sled_err("reading the outbox"))
+    }
+
+    fn checkpoints(&self, from: u64, limit: usize) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self
+            .db
+            .range(key(b'k', &from.to_be_bytes(), &[])..b"l".to_vec())
+            .take(limit)
+        {
+            let (k, v) = kv.map_err(sled_err("reading checkpoints"))?;
+            out.push(StoredCheckpoint {
+                size: be(&k[1..9]),
+                envelope: v.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let last = self.db.range(b"k".to_vec()..b"l".to_vec()).next_back();
+        let Some(kv) = last else { return Ok(None) };
+        let (k, v) = kv.map_err(sled_err("reading checkpoints"))?;
+        Ok(Some(StoredCheckpoint {
+            size: be(&k[1..9]),
+            envelope: v.to_vec(),
+        }))
+    }
+
+    fn cosignatures(&self, size: u64) -> Result<Vec<StoredCosignature>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(key(b'w', &size.to_be_bytes(), &[])) {
+            let (k, v) = kv.map_err(sled_err("reading cosignatures"))?;
+            out.push(StoredCosignature {
+                size,
+                witness: agency(&k[9..])?,
+                envelope: v.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,237 @@
+//! Journal behaviour: outbox, dedup, case index, checkpoints, proofs,
+//! cosignatures, export, verification and import.
+
+mod common;
+
+use common::*;
+use prost::Message;
+use waymark_crypto::{AgencyKey, proto_from_timestamp, sign_envelope};
+use waymark_journal::merkle::{leaf_hash, verify_consistency, verify_inclusion};
+use waymark_journal::{
+    Appended, SledConfig, SledStore, VerifyProblem, export, import, verify_export, verify_journal,
+};
+use waymark_proto::PAYLOAD_TYPE_COSIGNATURE;
+use waymark_proto::v1::{Checkpoint, Cosignature, Quarantine};
+use waymark_types::{CaseId, Timestamp};
+
+fn t(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+#[test]
+fn outbox_dedup_receipts_and_case_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AgencyKey::generate();
+    let shelter_key = AgencyKey::generate();
+    let j = open(dir.path(), &key);
+    let case = CaseId::new();
+
+    let (ev, env) = event(&key, "police-a", "shelter-b", Some(case));
+    let a = j.append_originated(&env, t(10)).unwrap();
+    assert!(matches!(a, Appended::New { seq: 1, .. }));
+    // Retrying the same event is idempotent.
+    assert_eq!(
+        j.append_originated(&env, t(11)).unwrap(),
+        Appended::Existing { seq: 1 }
+    );
+    let out = j.outbox(0, 10).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].seq, out[0].event_id, out[0].recipient.as_str()),
+        (1, ev, "shelter-b")
+    );
+
+    j.append_quarantined(
+        Quarantine {
+            reason: "malformed".into(),
+            ..Quarantine::default()
+        },
+        t(12),
+    )
+    .unwrap();
+
+    // The shelter's receipt completes the delivery atomically.
+    let (_, receipt) = event(&shelter_key, "shelter-b", "police-a", Some(case));
+    let r = j.append_received(&receipt, t(13), Some(ev)).unwrap();
+    assert_eq!(r.seq(), 3);
+    assert!(j.outbox(0, 10).unwrap().is_empty());
+    // Redelivery of the receipt is deduplicated.
+    assert_eq!(
+        j.append_received(&receipt, t(14), Some(ev)).unwrap(),
+        Appended::Existing { seq: 3 }
+    );
+    // A receipt for an unknown event is refused.
+    let (_, other) = event(&shelter_key, "shelter-b", "police-a", None);
+    assert!(
+        j.append_received(&other, t(15), Some(waymark_types::EventId::new()))
+            .is_err()
+    );
+    // Malformed envelopes are refused before anything is written.
+    assert!(j.append_originated(b"garbage", t(16)).is_err());
+    assert_eq!(j.size().unwrap(), 3);
+
+    let seqs: Vec<u64> = j
+        .case_entries(&case, 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(seqs, vec![1, 3]);
+    assert_eq!(j.event_seq(&ev).unwrap(), Some(1));
+}
+
+#[test]
+fn concurrent_appenders_share_commits_and_stay_gapless() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AgencyKey::generate();
+    let j = open(dir.path(), &key);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    let (_, env) = event(&key, "police-a", "", Some(CaseId::new()));
+                    j.append_originated(&env, t(1)).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(j.size().unwrap(), 400);
+    verify_journal(&j, &meta(&key), &ring(&[])).unwrap();
+}
+
+#[test]
+fn checkpoints_proofs_and_cosignatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AgencyKey::generate();
+    let witness = AgencyKey::generate();
+    let j = open(dir.path(), &key);
+    assert!(
+        j.maybe_checkpoint(t(0)).unwrap().is_none(),
+        "nothing to checkpoint"
+    );
+    for i in 0..4 {
+        let (_, env) = event(&key, "police-a", "", None);
+        j.append_originated(&env, t(i)).unwrap();
+    }
+    // Not due by count (5) nor by time (60 s).
+    assert!(j.maybe_checkpoint(t(1000)).unwrap().is_none());
+    // Due by time.
+    let c4 = j
+        .maybe_checkpoint(t(70_000))
+        .unwrap()
+        .expect("time-based checkpoint");
+    for i in 0..13 {
+        let (_, env) = event(&key, "police-a", "", None);
+        j.append_originated(&env, t(70_000 + i)).unwrap();
+    }
+    let c17 = j
+        .maybe_checkpoint(t(70_100))
+        .unwrap()
+        .expect("count-based checkpoint");
+    assert!(j.maybe_checkpoint(t(70_200)).unwrap().is_none());
+    let cp4 = Checkpoint::decode(c4.payload.as_slice()).unwrap();
+    let cp17 = Checkpoint::decode(c17.payload.as_slice()).unwrap();
+    assert_eq!((cp4.size, cp17.size), (4, 17));
+    assert_eq!(cp17.root_hash, j.root(17).unwrap().to_vec());
+    ring(&[&key])
+        .verify(&c17, waymark_proto::PAYLOAD_TYPE_CHECKPOINT, t(70_100))
+        .unwrap();
+
+    for seq in 1..=17 {
+        let p = j.inclusion_proof(seq, 17).unwrap();
+        let leaf = leaf_hash(&j.entry(seq).unwrap().unwrap());
+        verify_inclusion(&leaf, p.leaf_index, p.tree_size, &p.hashes, &cp17.root_hash).unwrap();
+        let mut bad = p.hashes.clone();
+        if let Some(h) = bad.first_mut() {
+            h[0] ^= 1;
+            assert!(
+                verify_inclusion(&leaf, p.leaf_index, p.tree_size, &bad, &cp17.root_hash).is_err()
+            );
+        }
+    }
+    let cp = j.consistency_proof(4, 17).unwrap();
+    verify_consistency(4, 17, &cp4.root_hash, &cp17.root_hash, &cp.hashes).unwrap();
+    assert!(verify_consistency(4, 17, &cp17.root_hash, &cp4.root_hash, &cp.hashes).is_err());
+    assert!(j.inclusion_proof(18, 17).is_err() && j.consistency_proof(5, 18).is_err());
+
+    // A witness cosigns checkpoint 17.
+    let cosig = Cosignature {
+        witness_agency_id: "shelter-b".into(),
+        checkpoint_hash: sha2::Digest::finalize(sha2::Digest::chain_update(
+            sha2::Sha256::default(),
+            &c17.payload,
+        ))
+        .to_vec(),
+        agency_id: "police-a".into(),
+        size: 17,
+        root_hash: cp17.root_hash.clone(),
+        witnessed_at: Some(proto_from_timestamp(t(70_500))),
+    };
+    let env = sign_envelope(&witness, PAYLOAD_TYPE_COSIGNATURE, cosig.encode_to_vec());
+    assert!(
+        j.add_cosignature(&env, &ring(&[])).is_err(),
+        "unknown witness key"
+    );
+    j.add_cosignature(&env, &ring(&[&witness])).unwrap();
+    let mut wrong = cosig.clone();
+    wrong.root_hash = cp4.root_hash.clone();
+    let bad = sign_envelope(&witness, PAYLOAD_TYPE_COSIGNATURE, wrong.encode_to_vec());
+    assert!(
+        j.add_cosignature(&bad, &ring(&[&witness])).is_err(),
+        "wrong root"
+    );
+    assert_eq!(j.cosignatures(17).unwrap(), vec![env]);
+
+    // Export, verify, import, verify the import; the root is preserved.
+    let mut file = Vec::new();
+    assert_eq!(export(&j, &mut file, &meta(&key)).unwrap(), 17);
+    let s = verify_export(file.as_slice(), &ring(&[&witness])).unwrap();
+    assert_eq!((s.entries, s.checkpoints, s.cosignatures), (17, 2, 1));
+    assert_eq!(s.signatures_checked, 17 + 2 + 1);
+    let s2 = verify_export(file.as_slice(), &ring(&[])).unwrap();
+    assert_eq!(s2.signatures_unchecked, 1);
+    let dir2 = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir2.path(), &SledConfig::default()).unwrap();
+    let imported = import(file.as_slice(), &store, &ring(&[&witness])).unwrap();
+    assert_eq!(imported.root, cp17.root_hash.as_slice());
+    let replica = waymark_journal::Journal::open(
+        store,
+        waymark_journal::JournalConfig::new(agency("police-a")),
+        None,
+    )
+    .unwrap();
+    assert_eq!(replica.root(17).unwrap().to_vec(), cp17.root_hash);
+    let mut again = Vec::new();
+    export(&replica, &mut again, &meta(&key)).unwrap();
+    assert_eq!(
+        again, file,
+        "an imported journal exports byte for byte the same"
+    );
+}
+
+#[test]
+fn journal_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AgencyKey::generate();
+    let case = CaseId::new();
+    {
+        let j = open(dir.path(), &key);
+        for _ in 0..7 {
+            let (_, env) = event(&key, "police-a", "shelter-b", Some(case));
+            j.append_originated(&env, t(1)).unwrap();
+        }
+        j.checkpoint_now(t(2)).unwrap().unwrap();
+    }
+    let j = open(dir.path(), &key);
+    assert_eq!(j.size().unwrap(), 7);
+    assert_eq!(j.outbox(0, 100).unwrap().len(), 7);
+    assert_eq!(j.case_entries(&case, 0, 100).unwrap().len(), 7);
+    let (_, env) = event(&key, "police-a", "", None);
+    assert_eq!(j.append_originated(&env, t(3)).unwrap().seq(), 8);
+    verify_journal(&j, &meta(&key), &ring(&[])).unwrap();
+    // A journal signed with a key the header does not list fails at the first event.
+    let other = AgencyKey::generate();
+    let f = verify_journal(&j, &meta(&other), &ring(&[])).unwrap_err();
+    assert_eq!(f.record, 1);
+    assert!(matches!(f.problem, VerifyProblem::EnvelopeSignature(_)));
+}
