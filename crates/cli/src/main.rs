@@ -1,7 +1,7 @@
 //! `waymark`: the one command-line tool of the project.
 //!
-//! Subcommands grow with the project: `keys` (agency signing keys) today;
-//! `demo`, `audit`, `up` and `bench` as their pieces land. `main` only parses
+//! Subcommands grow with the project: `demo` (the working slice) and `keys`
+//! (agency signing keys) today; `audit`, `up` and `bench` as their pieces land. `main` only parses
 //! flags and maps errors to exit codes; each subcommand lives in its own module.
 //!
 //! Exit codes follow sysexits: 0 success, 1 a finding or failure of the work
@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod keys;
 
 /// Waymark: a verifiable referral, consent and custody bus for the agencies of
@@ -26,6 +27,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the current working slice: a federation of agencies exchanging
+    /// signed, policy-checked events, journaled, exported and verified.
+    Demo(demo::DemoArgs),
     /// Generate and inspect agency signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -34,6 +38,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Keys(cmd) => keys::run(cmd),
     };
     match result {
