@@ -1,0 +1,203 @@
+//! Node configuration: one [`NodeConfig`], loaded in layers.
+//!
+//! Layers, each overriding the one before: built-in defaults, then the TOML
+//! file named by `--config` (or `WAYMARK_CONFIG`), then environment variables
+//! `WAYMARK_<SECTION>__<KEY>` (double underscore between section and key, e.g.
+//! `WAYMARK_JOURNAL__DATA_DIR`), then command-line flags (`--set KEY=VALUE` and
+//! a few shorthands such as `--listen`).
+//!
+//! Invariants:
+//! - Every key lives in exactly one place, the schema in `schema.rs`: its
+//!   name, its default (or that it is required) and its check. Unknown keys
+//!   are errors in every layer, so a typo never silently falls back to a
+//!   default.
+//! - [`load`] checks every key and collects *all* problems before returning,
+//!   each named by the layer and key that set the bad value. Nothing is bound,
+//!   opened or connected while loading (file-existence checks aside), so a bad
+//!   configuration stops a node before it touches the network.
+//! - Durations are integer milliseconds in every layer (keys end in `_ms`).
+
+mod load;
+mod schema;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use waymark_types::{AgencyId, AgencyKind};
+
+pub use load::{ConfigError, ConfigProblem, NodeArgs, Origin, load, load_from};
+
+/// The whole configuration of one agency node. Build it with [`load`]; tests
+/// may also construct it directly (see [`NodeConfig::for_tests`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Who this node is.
+    pub agency: AgencyConfig,
+    /// The gRPC API served to the agency's back-office systems.
+    pub grpc: GrpcConfig,
+    /// The NATS JetStream connection shared by all agencies.
+    pub nats: NatsConfig,
+    /// The local hash-chained journal.
+    pub journal: JournalConfig,
+    /// Key material.
+    pub keys: KeysConfig,
+    /// Logs, traces and metrics.
+    pub telemetry: TelemetryConfig,
+    /// The shutdown protocol's timings.
+    pub shutdown: ShutdownConfig,
+}
+
+/// `[agency]`: the identity of the agency this node serves. All keys required.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyConfig {
+    /// The agency's public id, e.g. `bg-police-sofia`.
+    pub id: AgencyId,
+    /// The agency's kind; a service binary refuses a kind other than its own.
+    pub kind: AgencyKind,
+    /// ISO 3166-1 alpha-2 code of the agency's country, upper case (`BG`).
+    pub country: String,
+}
+
+/// `[grpc]`: the gRPC server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Address to listen on. Default `127.0.0.1:50051` (loopback only: exposing
+    /// the API is an explicit decision). Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Largest accepted request message, in bytes. Default 1 MiB.
+    pub max_request_bytes: usize,
+    /// Requests handled at once across all connections; the next one is
+    /// answered `RESOURCE_EXHAUSTED` at once instead of queueing. Default 256.
+    pub max_concurrent_requests: usize,
+    /// Deadline for producing a response (for streams: the response headers),
+    /// unless the client's `grpc-timeout` is shorter. Default 30 s.
+    #[serde(rename = "request_timeout_ms", with = "millis")]
+    pub request_timeout: Duration,
+}
+
+/// `[nats]`: the connection to NATS JetStream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URLs (`nats://` or `tls://`). Default `["nats://127.0.0.1:4222"]`.
+    pub urls: Vec<String>,
+    /// NATS credentials file (`.creds`: user JWT and nkey seed). Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<PathBuf>,
+    /// CA certificate (PEM) to verify the server with. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; requires `tls_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS; requires `tls_cert_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    /// JetStream stream carrying the events. Default `WAYMARK`.
+    pub stream: String,
+}
+
+/// `[journal]`: the local journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Directory holding the journal. Required: there is deliberately no
+    /// default, so a journal never lands in whatever directory a node was
+    /// started from.
+    pub data_dir: PathBuf,
+    /// Sign a checkpoint after this many new entries. Default 1000.
+    pub checkpoint_every_entries: u64,
+    /// ... or after this long with new entries, whichever comes first.
+    /// Default 60 s.
+    #[serde(rename = "checkpoint_interval_ms", with = "millis")]
+    pub checkpoint_interval: Duration,
+    /// Storage cache, in bytes. Default 64 MiB.
+    pub cache_capacity_bytes: u64,
+}
+
+/// `[keys]`: key material.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The agency's Ed25519 signing key file. Required; must exist.
+    pub signing_key_file: PathBuf,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[telemetry]`: logs, traces and metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `tracing` filter directives (`RUST_LOG` syntax). Default `info`.
+    pub log_filter: String,
+    /// OTLP/gRPC collector endpoint (`http://host:4317`). Traces are exported
+    /// only when this is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// Address for the Prometheus `/metrics` endpoint; none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// `[shutdown]`: the shutdown protocol (see [`crate::Shutdown`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long health reports NOT_SERVING while the node still accepts
+    /// connections, so load balancers stop sending traffic before the listener
+    /// closes. Default 0; set it to your balancer's probe interval.
+    #[serde(rename = "drain_delay_ms", with = "millis")]
+    pub drain_delay: Duration,
+    /// Budget for everything after the drain delay: in-flight requests,
+    /// shutdown hooks and tracked tasks. What is still running after it is
+    /// abandoned and reported. Default 20 s.
+    #[serde(rename = "grace_period_ms", with = "millis")]
+    pub grace_period: Duration,
+}
+
+impl NodeConfig {
+    /// A valid configuration for in-process tests: agency `test-<kind>`,
+    /// gRPC on `127.0.0.1:0`, journal and key file under `dir` (the key file
+    /// is not created), every other key at its default, grace period 5 s.
+    pub fn for_tests(kind: AgencyKind, dir: &std::path::Path) -> Self {
+        let mut c = schema::defaults_only();
+        c.agency.id = AgencyId::new(&format!("test-{kind}")).expect("valid test agency id");
+        c.agency.kind = kind;
+        c.grpc.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.journal.data_dir = dir.join("journal");
+        c.keys.signing_key_file = dir.join("signing.key");
+        c.shutdown.grace_period = Duration::from_secs(5);
+        c
+    }
+}
+
+/// Serde helper: a [`Duration`] as integer milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
