@@ -6,6 +6,13 @@
 //!   sled loop (insert `B` values of the same size, `flush()`, then
 //!   `sync_data()` on sled's data file) at the same average batch size `B`
 //!   that our group commit reached.
+//!   Fairness: the baseline uses the batch size our run reached (rounded) and
+//!   values as long as our entry bytes, the same sled cache size, in a fresh
+//!   directory on the same disk, measured right after ours for as long. It
+//!   does not write our extra per-entry data (hash, Merkle nodes, case and
+//!   event indexes), so it favours the baseline. On a shared virtual disk
+//!   fsync latency drifts by several times within a minute: compare ratios
+//!   over repeated runs, not single rows.
 //! - Whole-journal verification entries/s, next to raw Ed25519
 //!   `verify_strict` of as many signatures.
 

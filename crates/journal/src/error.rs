@@ -37,6 +37,10 @@ pub enum JournalError {
     /// A generated proof failed self-verification (a store bug or damage).
     #[error("self-check of a generated proof failed")]
     ProofSelfCheck(#[source] ProofError),
+    /// An export's trailer is signed with the journal's signing key, and
+    /// the journal was opened without one.
+    #[error("no signing key configured: cannot sign an export trailer")]
+    NoExportKey,
     /// Writing an export failed.
     #[error("writing the export")]
     ExportWrite(#[source] std::io::Error),

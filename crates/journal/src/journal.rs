@@ -7,13 +7,15 @@
 //! [`Batch`] and takes a ticket. If no commit is running it becomes the
 //! leader: it takes *everything* pending and commits it in one store commit
 //! (one fsync) outside the lock. Appenders arriving meanwhile add to the next
-//! pending batch and sleep on a condition variable; when the commit ends they
-//! wake, those already covered return, and one of the rest leads the next
-//! commit with all that accumulated. Concurrent appenders thus share fsyncs,
-//! and nobody returns before the fsync covering its entry.
+//! pending batch and sleep on a condition variable; as soon as the running
+//! batch is durable they wake and one of them leads the next commit with all
+//! that accumulated, while the previous batch's index update still runs
+//! (pipelining, see `journal_commit.rs`). Concurrent appenders thus share
+//! fsyncs, and nobody returns before the fsync covering its entry and the
+//! index update making it readable.
 //!
 //! Readers only ever see committed (durable) state, because reads go to the
-//! store and batches reach the store only through a durable commit.
+//! store and batches become visible in the store only after their fsync.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -91,6 +93,8 @@ struct State {
     pending: Batch,
     next_ticket: u64,
     durable_ticket: u64,
+    /// Tickets up to this one are in a batch a leader has taken.
+    taken_ticket: u64,
     pending_events: HashMap<EventId, u64>,
     pending_outbox: HashSet<(u64, AgencyId)>,
     pending_removed: HashSet<(u64, AgencyId)>,
@@ -217,6 +221,7 @@ impl<S: JournalStore> Journal<S> {
                 pending: Batch::default(),
                 next_ticket: 0,
                 durable_ticket: 0,
+                taken_ticket: 0,
                 pending_events: HashMap::new(),
                 pending_outbox: HashSet::new(),
                 pending_removed: HashSet::new(),
@@ -237,6 +242,11 @@ impl<S: JournalStore> Journal<S> {
     /// The configuration.
     pub fn config(&self) -> &JournalConfig {
         &self.config
+    }
+
+    /// The agency's signing key, if the journal was opened with one.
+    pub(crate) fn signer(&self) -> Option<&AgencyKey> {
+        self.signer.as_ref()
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>, JournalError> {
@@ -356,159 +366,6 @@ impl<S: JournalStore> Journal<S> {
             completes: None,
         })
     }
-
-    fn append(&self, d: Draft) -> Result<Appended, JournalError> {
-        let ticket;
-        let result;
-        {
-            let mut st = self.lock()?;
-            if let Some(f) = &st.failed {
-                return Err(JournalError::Failed(f.clone()));
-            }
-            // Dedup by event id, against committed and pending entries.
-            if let Some(ev) = &d.event_id {
-                let existing = match st.pending_events.get(ev) {
-                    Some(seq) => Some(*seq),
-                    None => self
-                        .store
-                        .event_seq(ev)
-                        .map_err(store("reading the event index"))?,
-                };
-                if let Some(seq) = existing {
-                    let t = st.next_ticket;
-                    drop(st);
-                    self.wait_durable(t)?;
-                    return Ok(Appended::Existing { seq });
-                }
-            }
-            let remove = match &d.completes {
-                None => None,
-                Some((ev, from)) => {
-                    let seq = match st.pending_events.get(ev) {
-                        Some(s) => *s,
-                        None => self
-                            .store
-                            .event_seq(ev)
-                            .map_err(store("reading the event index"))?
-                            .ok_or(JournalError::UnknownCompletedEvent(*ev))?,
-                    };
-                    let k = (seq, from.clone());
-                    let present = !st.pending_removed.contains(&k)
-                        && (st.pending_outbox.contains(&k)
-                            || self
-                                .store
-                                .outbox_contains(seq, from)
-                                .map_err(store("reading the outbox"))?);
-                    present.then_some(k)
-                }
-            };
-            let seq = st.next_seq;
-            let mut e = d.entry;
-            e.seq = seq;
-            e.prev_hash = st.head.to_vec();
-            let bytes = e.encode_to_vec();
-            let hash = merkle::leaf_hash(&bytes);
-            let nodes = st.frontier.push(hash);
-            st.head = hash;
-            st.next_seq += 1;
-            if let Some(ev) = d.event_id {
-                st.pending_events.insert(ev, seq);
-                if let Some(r) = d.outbox_to {
-                    st.pending_outbox.insert((seq, r.clone()));
-                    st.pending.outbox_add.push(OutboxItem {
-                        seq,
-                        recipient: r,
-                        event_id: ev,
-                    });
-                }
-            }
-            if let Some(k) = remove {
-                st.pending_removed.insert(k.clone());
-                st.pending.outbox_remove.push(k);
-            }
-            st.pending.entries.push(StoredEntry {
-                seq,
-                bytes,
-                hash,
-                nodes,
-                case_id: d.case_id,
-                event_id: d.event_id,
-            });
-            st.next_ticket += 1;
-            ticket = st.next_ticket;
-            result = Appended::New { seq, hash };
-        }
-        self.wait_durable(ticket)?;
-        Ok(result)
-    }
-
-    /// Returns once everything up to `ticket` is durable. If no commit is
-    /// running, this thread becomes the leader and commits everything
-    /// pending; otherwise it sleeps on the condition variable until the
-    /// running commit ends, then checks again.
-    fn wait_durable(&self, ticket: u64) -> Result<(), JournalError> {
-        let mut st = self.lock()?;
-        loop {
-            if st.durable_ticket >= ticket {
-                return Ok(());
-            }
-            if let Some(f) = &st.failed {
-                return Err(JournalError::Failed(f.clone()));
-            }
-            if st.committing {
-                st = self
-                    .committed
-                    .wait(st)
-                    .map_err(|_| JournalError::Failed("a journal thread panicked".into()))?;
-                continue;
-            }
-            st.committing = true;
-            let batch = std::mem::take(&mut st.pending);
-            let upto = st.next_ticket;
-            drop(st);
-            let outcome = self.store.commit(&batch);
-            st = self.lock()?;
-            st.committing = false;
-            match outcome {
-                Ok(()) => {
-                    st.durable_ticket = upto;
-                    for e in &batch.entries {
-                        if let Some(ev) = &e.event_id {
-                            st.pending_events.remove(ev);
-                        }
-                    }
-                    for o in &batch.outbox_add {
-                        st.pending_outbox.remove(&(o.seq, o.recipient.clone()));
-                    }
-                    for k in &batch.outbox_remove {
-                        st.pending_removed.remove(k);
-                    }
-                    self.committed.notify_all();
-                }
-                Err(e) => {
-                    st.failed = Some(e.to_string());
-                    self.committed.notify_all();
-                    return Err(JournalError::Store {
-                        step: "committing a batch",
-                        source: e,
-                    });
-                }
-            }
-        }
-    }
-
-    fn enqueue_and_wait(&self, f: impl FnOnce(&mut Batch)) -> Result<(), JournalError> {
-        let ticket = {
-            let mut st = self.lock()?;
-            if let Some(f) = &st.failed {
-                return Err(JournalError::Failed(f.clone()));
-            }
-            f(&mut st.pending);
-            st.next_ticket += 1;
-            st.next_ticket
-        };
-        self.wait_durable(ticket)
-    }
 }
 
 fn store_err(step: &'static str) -> impl FnOnce(StoreError) -> JournalError {
@@ -528,5 +385,7 @@ fn entry(kind: EntryKind, at: Timestamp, envelope: Vec<u8>, case: Option<CaseId>
     }
 }
 
+#[path = "journal_commit.rs"]
+mod commit;
 #[path = "journal_read.rs"]
 mod read;

@@ -16,6 +16,13 @@
 //!   the whole [`Batch`] (entries, outbox changes, checkpoints, cosignatures),
 //!   appended and `fdatasync`ed before [`JournalStore::commit`] returns. This
 //!   is the only durability barrier on the append path: one fsync per group.
+//! - Commits are pipelined: a commit holds the log lock for its write and
+//!   fsync only; before releasing it, it takes the index lock, so the next
+//!   commit's write and fsync overlap this one's index update while index
+//!   updates stay in log order. The visible size (what [`JournalStore::size`]
+//!   reports) moves only after the index update, so reads see durable data
+//!   only. After any failed commit every later commit fails (the file state
+//!   is unknown until the store is reopened and the log replayed).
 //! - `<dir>/index/` (sled, one tree): what the reads need, applied with one
 //!   atomic `apply_batch` per frame *after* the frame is durable, never
 //!   flushed on the append path. Together with the frame's data it writes
@@ -43,7 +50,8 @@
 //! node read is one point lookup.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use waymark_types::{AgencyId, CaseId, EventId};
 
@@ -53,6 +61,10 @@ use crate::store::{
 };
 use crate::wal::Wal;
 use crate::wal_codec;
+
+#[path = "sled_codec.rs"]
+mod codec;
+use codec::{agency, be, decode_entry, encode_entry, key};
 
 /// Settings of the sled store.
 #[derive(Debug, Clone)]
@@ -84,9 +96,15 @@ const HEAD: &[u8] = b"mhead";
 #[derive(Debug)]
 pub struct SledStore {
     db: sled::Db,
-    /// The log and the committed size; held for the whole commit so commits
-    /// are serialised and the index is applied in log order.
+    /// The log and the size it holds; held for a commit's durable write.
     wal: Mutex<(Wal, u64)>,
+    /// Held for a commit's index update; taken before the log lock is
+    /// released, so index updates happen in log order.
+    apply: Mutex<()>,
+    /// The size applied to the index: what reads see.
+    visible: AtomicU64,
+    /// A commit failed; every later one fails until the store is reopened.
+    poisoned: AtomicBool,
     dir: PathBuf,
 }
 
@@ -116,6 +134,9 @@ impl SledStore {
         let store = Self {
             db,
             wal: Mutex::new((wal, size)),
+            apply: Mutex::new(()),
+            visible: AtomicU64::new(size),
+            poisoned: AtomicBool::new(false),
             dir: dir.to_owned(),
         };
         let mut size = size;
@@ -124,7 +145,8 @@ impl SledStore {
             size = check_continues(&batch, size)?;
             store.apply(&batch, size, frame.end)?;
         }
-        store.lock()?.1 = size;
+        store.lock(&store.wal)?.1 = size;
+        store.visible.store(size, Ordering::Release);
         Ok(store)
     }
 
@@ -133,10 +155,26 @@ impl SledStore {
         &self.dir
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, (Wal, u64)>, StoreError> {
-        self.wal
-            .lock()
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> Result<MutexGuard<'a, T>, StoreError> {
+        m.lock()
             .map_err(|_| StoreError::Corrupt("a commit panicked; reopen the store".into()))
+    }
+
+    fn check_poisoned(&self) -> Result<(), StoreError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(StoreError::Corrupt(
+                "an earlier commit failed; reopen the store".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Passes `r` through; if it is an error, poisons the store.
+    fn or_poison<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if r.is_err() {
+            self.poisoned.store(true, Ordering::Release);
+        }
+        r
     }
 
     fn apply(&self, batch: &Batch, size: u64, wal_end: u64) -> Result<(), StoreError> {
@@ -192,103 +230,34 @@ fn check_continues(batch: &Batch, size: u64) -> Result<u64, StoreError> {
     Ok(next - 1)
 }
 
-fn be(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(a)
-}
-
-fn key(prefix: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + a.len() + b.len());
-    k.push(prefix);
-    k.extend_from_slice(a);
-    k.extend_from_slice(b);
-    k
-}
-
-fn encode_entry(e: &StoredEntry) -> Vec<u8> {
-    let mut v = Vec::with_capacity(32 + 1 + 32 * e.nodes.len() + 34 + e.bytes.len());
-    v.extend_from_slice(&e.hash);
-    v.push(u8::try_from(e.nodes.len()).unwrap_or(u8::MAX));
-    for n in &e.nodes {
-        v.extend_from_slice(n);
-    }
-    for id in [
-        e.case_id.as_ref().map(CaseId::as_bytes),
-        e.event_id.as_ref().map(EventId::as_bytes),
-    ] {
-        match id {
-            Some(b) => {
-                v.push(16);
-                v.extend_from_slice(b);
-            }
-            None => v.push(0),
-        }
-    }
-    v.extend_from_slice(&e.bytes);
-    v
-}
-
-fn decode_entry(seq: u64, v: &[u8]) -> Result<StoredEntry, StoreError> {
-    let bad = || StoreError::Corrupt(format!("index record of entry {seq} is malformed"));
-    let mut r = Reader(v);
-    let hash: Hash = r.take(32).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
-    let n = r.take(1).ok_or_else(bad)?[0] as usize;
-    let mut nodes = Vec::with_capacity(n);
-    for _ in 0..n {
-        nodes.push(r.take(32).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
-    }
-    let mut ids = [None, None];
-    for id in &mut ids {
-        let len = r.take(1).ok_or_else(bad)?[0] as usize;
-        if len != 0 {
-            let b: [u8; 16] = r.take(len).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
-            *id = Some(uuid::Uuid::from_bytes(b));
-        }
-    }
-    Ok(StoredEntry {
-        seq,
-        bytes: r.0.to_vec(),
-        hash,
-        nodes,
-        case_id: ids[0].map(CaseId::from_uuid),
-        event_id: ids[1].map(EventId::from_uuid),
-    })
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-}
-
-fn agency(b: &[u8]) -> Result<AgencyId, StoreError> {
-    std::str::from_utf8(b)
-        .ok()
-        .and_then(|s| AgencyId::new(s).ok())
-        .ok_or_else(|| StoreError::Corrupt("malformed agency id in an index key".into()))
-}
-
 impl JournalStore for SledStore {
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
-        let mut guard = self.lock()?;
-        let size = check_continues(batch, guard.1)?;
+        self.commit_pipelined(batch, &mut || {})
+    }
+
+    fn commit_pipelined(&self, batch: &Batch, durable: &mut dyn FnMut()) -> Result<(), StoreError> {
+        let mut log = self.lock(&self.wal)?;
+        self.check_poisoned()?;
+        let size = check_continues(batch, log.1)?;
         let body = wal_codec::encode(batch);
-        let end = guard.0.append(&body)?;
-        self.apply(batch, size, end)?;
-        guard.1 = size;
+        let end = self.or_poison(log.0.append(&body))?;
+        log.1 = size;
+        // Hand over from the log lock to the index lock: the next commit may
+        // write and sync while this batch is applied, in log order.
+        let index = self.lock(&self.apply)?;
+        drop(log);
+        durable();
+        // An earlier batch's index update may have failed meanwhile; this
+        // one must not be applied on top of the gap.
+        self.check_poisoned()?;
+        self.or_poison(self.apply(batch, size, end))?;
+        self.visible.store(size, Ordering::Release);
+        drop(index);
         Ok(())
     }
 
     fn size(&self) -> Result<u64, StoreError> {
-        Ok(self.lock()?.1)
+        Ok(self.visible.load(Ordering::Acquire))
     }
 
     fn entry(&self, seq: u64) -> Result<Option<StoredEntry>, StoreError> {

@@ -130,6 +130,21 @@ pub trait JournalStore: Send + Sync {
     /// Any I/O failure; the store must then be reopened (a failed fsync leaves
     /// the file state unknown).
     fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// [`commit`](JournalStore::commit) in two visible steps: calls `durable`
+    /// once the batch is on stable storage and before it is visible, then
+    /// makes it visible and returns. A store may start another commit's
+    /// durable write as soon as `durable` has run (pipelining the next write
+    /// with this batch's index update), but must make batches visible in the
+    /// order they became durable, and after a failed commit must fail every
+    /// later one. The default commits, then calls `durable`.
+    ///
+    /// # Errors
+    /// As [`commit`](JournalStore::commit).
+    fn commit_pipelined(&self, batch: &Batch, durable: &mut dyn FnMut()) -> Result<(), StoreError> {
+        self.commit(batch)?;
+        durable();
+        Ok(())
+    }
     /// Number of entries.
     ///
     /// # Errors

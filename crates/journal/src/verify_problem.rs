@@ -38,6 +38,11 @@ pub enum VerifyProblem {
     /// A record does not decode.
     #[error("record does not decode as ExportRecord")]
     RecordUndecodable,
+    /// A record is not in the canonical encoding the exporter writes
+    /// (a redundant varint byte, an unknown, repeated or re-encoded field):
+    /// bytes that no check would cover.
+    #[error("record is not in canonical encoding")]
+    RecordNotCanonical,
     /// A record has no content.
     #[error("record is empty")]
     EmptyRecord,
@@ -59,6 +64,13 @@ pub enum VerifyProblem {
     /// The header's keys are malformed.
     #[error("header keys: {0}")]
     BadHeaderKeys(KeyRingError),
+    /// The header has no `exported_at` (the time the trailer was signed).
+    #[error("header has no exported_at")]
+    HeaderMissingExportTime,
+    /// The header is not the one the signed trailer's `header_hash` names:
+    /// it was altered. Reported at record 0.
+    #[error("the header does not match the trailer's header_hash (the header was altered)")]
+    HeaderHashMismatch,
     /// An entry does not decode as JournalEntry.
     #[error("entry does not decode as JournalEntry")]
     EntryUndecodable,
@@ -122,6 +134,10 @@ pub enum VerifyProblem {
     /// A cosignature names another checkpoint.
     #[error("cosignature does not match the checkpoint before it")]
     CosignatureMismatch,
+    /// Cosignatures of one checkpoint must come in strictly ascending
+    /// witness order (so one per witness).
+    #[error("cosignature out of witness order, or a second one by the same witness")]
+    CosignatureOrder,
     /// A cosignature's signature failed.
     #[error("cosignature signature: {0}")]
     CosignatureSignature(VerifyError),
@@ -136,6 +152,29 @@ pub enum VerifyProblem {
     /// Trailer last hash is wrong.
     #[error("trailer last_entry_hash does not match the last entry")]
     TrailerHashMismatch,
+    /// The trailer record's payload is not an ExportTrailer.
+    #[error("trailer does not decode")]
+    TrailerUndecodable,
+    /// The trailer's signature failed with the header's keys at
+    /// `exported_at`.
+    #[error("trailer signature: {0}")]
+    TrailerSignature(VerifyError),
+    /// Trailer checkpoint count is wrong: a checkpoint was removed or added.
+    #[error("trailer says {trailer} checkpoints, file has {found}")]
+    TrailerCheckpointCountMismatch {
+        /// The trailer's count.
+        trailer: u64,
+        /// Checkpoints read.
+        found: u64,
+    },
+    /// Trailer cosignature count is wrong: a cosignature was removed or added.
+    #[error("trailer says {trailer} cosignatures, file has {found}")]
+    TrailerCosignatureCountMismatch {
+        /// The trailer's count.
+        trailer: u64,
+        /// Cosignatures read.
+        found: u64,
+    },
     /// Data after the trailer.
     #[error("record after the trailer")]
     RecordAfterTrailer,

@@ -187,7 +187,8 @@ fn checkpoints_proofs_and_cosignatures() {
     assert_eq!(export(&j, &mut file, &meta(&key)).unwrap(), 17);
     let s = verify_export(file.as_slice(), &ring(&[&witness])).unwrap();
     assert_eq!((s.entries, s.checkpoints, s.cosignatures), (17, 2, 1));
-    assert_eq!(s.signatures_checked, 17 + 2 + 1);
+    // 17 events, 2 checkpoints, 1 cosignature and the trailer.
+    assert_eq!(s.signatures_checked, 17 + 2 + 1 + 1);
     let s2 = verify_export(file.as_slice(), &ring(&[])).unwrap();
     assert_eq!(s2.signatures_unchecked, 1);
     let dir2 = tempfile::tempdir().unwrap();
@@ -201,6 +202,24 @@ fn checkpoints_proofs_and_cosignatures() {
     )
     .unwrap();
     assert_eq!(replica.root(17).unwrap().to_vec(), cp17.root_hash);
+    // Without the agency's key a replica verifies (its trailer unsigned)...
+    let rs = verify_journal(&replica, &meta(&key), &ring(&[&witness])).unwrap();
+    assert_eq!(rs.signatures_checked, 17 + 2 + 1);
+    // ...but cannot sign an export.
+    assert!(matches!(
+        export(&replica, &mut Vec::new(), &meta(&key)),
+        Err(waymark_journal::JournalError::NoExportKey)
+    ));
+    // With it, an imported journal exports byte for byte the same file
+    // (Ed25519 signatures are deterministic).
+    drop(replica);
+    let store = SledStore::open(dir2.path(), &SledConfig::default()).unwrap();
+    let replica = waymark_journal::Journal::open(
+        store,
+        waymark_journal::JournalConfig::new(agency("police-a")),
+        Some(key.clone()),
+    )
+    .unwrap();
     let mut again = Vec::new();
     export(&replica, &mut again, &meta(&key)).unwrap();
     assert_eq!(

@@ -70,3 +70,6 @@ pub const PAYLOAD_TYPE_EVENT: &str = "application/vnd.waymark.event.v1+proto";
 pub const PAYLOAD_TYPE_CHECKPOINT: &str = "application/vnd.waymark.checkpoint.v1+proto";
 /// Media type of an [`Envelope`](v1::Envelope) carrying a [`v1::Cosignature`].
 pub const PAYLOAD_TYPE_COSIGNATURE: &str = "application/vnd.waymark.cosignature.v1+proto";
+/// Media type of an [`Envelope`](v1::Envelope) carrying a [`v1::ExportTrailer`]
+/// (the signed last record of a journal export).
+pub const PAYLOAD_TYPE_EXPORT_TRAILER: &str = "application/vnd.waymark.export-trailer.v1+proto";
