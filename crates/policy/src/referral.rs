@@ -116,6 +116,7 @@ impl CaseState {
             r.refusal.of == Refused::Referral
                 && r.at <= e.at
                 && r.refusal.recipients.covers(&to.id, to.kind)
+                && r.refusal.covers_purpose(d.purpose)
                 && !self.lifted_by_basis(r, &d.basis)
         }) {
             return Err(cx.deny(

@@ -81,6 +81,7 @@ impl CaseState {
         for r in &self.refusals {
             let blocks = r.at <= q.at
                 && r.refusal.recipients.covers(&q.to, q.to_kind)
+                && r.refusal.covers_purpose(q.purpose)
                 && match r.refusal.of {
                     Refused::Disclosure => true,
                     Refused::Assistance => is_assistance_purpose(q.purpose),

@@ -127,6 +127,15 @@ pub struct Refusal {
     pub of: Refused,
     /// Towards whom.
     pub recipients: RecipientSet,
+    /// For which purposes; empty means every purpose.
+    pub purposes: BTreeSet<Purpose>,
+}
+
+impl Refusal {
+    /// Whether the refusal covers disclosures for `purpose`.
+    pub fn covers_purpose(&self, purpose: Purpose) -> bool {
+        self.purposes.is_empty() || self.purposes.contains(&purpose)
+    }
 }
 
 /// A service asked for in a referral or recorded as delivered.

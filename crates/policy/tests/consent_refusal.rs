@@ -547,6 +547,7 @@ fn refuse(c: &mut Case, of: Refused, at: i64) {
         Body::RefusalRecorded(Refusal {
             of,
             recipients: RecipientSet::Only([Recipient::Kind(AgencyKind::Shelter)].into()),
+            purposes: Default::default(),
         }),
     );
 }
@@ -715,4 +716,44 @@ fn a_refusal_of_assistance_blocks_assistance_sharing_only() {
         }),
     );
     assert!(decide_disclosure(&c.state, &safety, &c.rules).is_allowed());
+}
+
+#[test]
+fn a_refusal_limited_to_some_purposes_blocks_only_those() {
+    let (mut c, id) = with_consent(RuleSet::coe_cets197_v1());
+    // The person refuses disclosure for accommodation only.
+    c.ok(
+        &ngo(),
+        None,
+        day(2),
+        None,
+        Body::RefusalRecorded(Refusal {
+            of: Refused::Disclosure,
+            recipients: RecipientSet::All,
+            purposes: [Purpose::Accommodation].into(),
+        }),
+    );
+    let for_accommodation = query(
+        &shelter(),
+        Purpose::Accommodation,
+        &[C::Identity],
+        3,
+        Some(DisclosureBasis::Consent(id)),
+    );
+    assert_refusal(
+        &denied(decide_disclosure(&c.state, &for_accommodation, &c.rules)),
+        "refusal.disclosure_refused",
+        "The person refused to have their data shared with shelter-sofia (recorded by ngo-animus at \
+         2026-09-23T14:13:20.000Z). Do not share. If the person changes their mind, record their new \
+         consent first.",
+    );
+    // Assistance was not refused: the same consent still allows it.
+    let for_assistance = query(
+        &shelter(),
+        Purpose::Assistance,
+        &[C::Identity],
+        3,
+        Some(DisclosureBasis::Consent(id)),
+    );
+    assert!(decide_disclosure(&c.state, &for_assistance, &c.rules).is_allowed());
 }

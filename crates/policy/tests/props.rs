@@ -301,6 +301,7 @@ fn build(ops: &[Op], rules: &RuleSet) -> Vec<Event> {
                         recipients: RecipientSet::Only(
                             [Recipient::Agency(ag[t].id.clone())].into(),
                         ),
+                        purposes: Default::default(),
                     }),
                 )
             }

@@ -131,6 +131,7 @@ fn samples() -> Vec<(B, Body)> {
             Body::RefusalRecorded(Refusal {
                 of: Refused::Disclosure,
                 recipients: RecipientSet::Only([Recipient::Agency(agency("ngo-animus"))].into()),
+                purposes: Default::default(),
             }),
         ),
         (
@@ -1166,6 +1167,7 @@ fn mappings_that_decide_meaning() {
         Body::RefusalRecorded(Refusal {
             of: Refused::Assistance,
             recipients: RecipientSet::All,
+            purposes: [Purpose::CriminalProceedings].into(),
         })
     );
 

@@ -94,9 +94,7 @@ pub(super) fn decode(c: &mut Check, b: &B, cx: Ctx<'_>) -> Option<Decoded> {
             let at = At("refusal_recorded");
             let of = c.enumerated(&at.f("scope"), m.scope, vocab::refused);
             let agencies = c.agency_ids(&at.f("agency_ids"), &m.agency_ids);
-            // Validated, but the policy's refusal has no purposes: see `wire` docs.
             let purposes = c.enum_set(&at.f("purposes"), &m.purposes, vocab::purpose);
-            let _ = purposes?;
             let agencies = agencies?;
             Body::RefusalRecorded(Refusal {
                 of: of?,
@@ -105,6 +103,7 @@ pub(super) fn decode(c: &mut Check, b: &B, cx: Ctx<'_>) -> Option<Decoded> {
                 } else {
                     RecipientSet::Only(agencies.into_iter().map(Recipient::Agency).collect())
                 },
+                purposes: purposes?.into_iter().collect(),
             })
         }
         B::CaseClosed(m) => Body::CaseClosed {
