@@ -1,0 +1,205 @@
+//! The handle: start the tasks, send events, shut down.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use prost::Message;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use waymark_crypto::{AgencyKey, sign_envelope};
+use waymark_journal::{Journal, SledStore};
+use waymark_policy::{RuleSets, event_from_proto};
+use waymark_proto::PAYLOAD_TYPE_EVENT;
+use waymark_proto::v1::Event as PbEvent;
+use waymark_types::{EventId, Timestamp};
+
+use crate::config::BusConfig;
+use crate::directory::Directory;
+use crate::error::SendError;
+use crate::quarantine::Counters;
+use crate::state::CaseCache;
+use crate::{inbox, relay, witness};
+
+/// Shared by the tasks of one agency's bus.
+pub(crate) struct Ctx {
+    pub(crate) config: BusConfig,
+    pub(crate) journal: Arc<Journal<SledStore>>,
+    pub(crate) directory: Arc<Directory>,
+    pub(crate) key: AgencyKey,
+    pub(crate) rules: Arc<RuleSets>,
+    pub(crate) js: async_nats::jetstream::Context,
+    pub(crate) cache: CaseCache,
+    pub(crate) counters: Arc<Counters>,
+    /// Poked when the outbox grows or items complete.
+    pub(crate) relay_wake: Notify,
+    /// Events whose receipts the inbox journaled (their outbox items are gone).
+    pub(crate) completed: Mutex<Vec<EventId>>,
+    /// Journal seqs of receipts to publish again (a duplicate delivery).
+    pub(crate) republish: Mutex<Vec<u64>>,
+    /// Trace headers captured by `send`, until the relay publishes.
+    pub(crate) trace_stash: Mutex<HashMap<EventId, HashMap<String, String>>>,
+}
+
+/// What [`Bus::send`] recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// The event.
+    pub event_id: EventId,
+    /// Its journal seq (durable).
+    pub seq: u64,
+    /// False when the event id was already journaled (an idempotent retry).
+    pub new: bool,
+}
+
+/// One agency's running bus: relay, inbox and witness tasks.
+pub struct Bus {
+    ctx: Arc<Ctx>,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("agency", &self.ctx.config.agency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bus {
+    /// Starts the relay, inbox and witness tasks of `config.agency` on the
+    /// broker behind `js`. Streams and consumers are provisioned by the tasks
+    /// (and again whenever they disappear). The tasks stop when `shutdown` is
+    /// cancelled; [`Bus::shutdown`] also waits for them.
+    pub fn start(
+        config: BusConfig,
+        js: async_nats::jetstream::Context,
+        journal: Arc<Journal<SledStore>>,
+        directory: Arc<Directory>,
+        key: AgencyKey,
+        rules: Arc<RuleSets>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let ctx = Arc::new(Ctx {
+            cache: CaseCache::new(config.agency.clone(), config.case_cache),
+            config,
+            journal,
+            directory,
+            key,
+            rules,
+            js,
+            counters: Arc::new(Counters::default()),
+            relay_wake: Notify::new(),
+            completed: Mutex::new(Vec::new()),
+            republish: Mutex::new(Vec::new()),
+            trace_stash: Mutex::new(HashMap::new()),
+        });
+        let me = ctx.config.agency.to_string();
+        let spawn = |name: &'static str, fut: futures::future::BoxFuture<'static, ()>| {
+            let span = tracing::info_span!("waymark.bus.task", task = name, agency = %me);
+            tokio::spawn(fut.instrument(span))
+        };
+        let tasks = vec![
+            spawn("relay", Box::pin(relay::run(ctx.clone(), shutdown.clone()))),
+            spawn("inbox", Box::pin(inbox::run(ctx.clone(), shutdown.clone()))),
+            spawn(
+                "witness",
+                Box::pin(witness::run(ctx.clone(), shutdown.clone())),
+            ),
+        ];
+        Self {
+            ctx,
+            cancel: shutdown,
+            tasks,
+        }
+    }
+
+    /// Records an event this agency originates and queues it for delivery:
+    /// checks the sender, the field shape and the rules in this agency's view
+    /// *before* anything is journaled or published, signs the bytes, appends
+    /// them (with the outbox item, atomically) and wakes the relay. Returns
+    /// once the journal append is durable. Idempotent by event id.
+    ///
+    /// # Errors
+    /// [`SendError`] naming the refused check or the failed step.
+    pub async fn send(&self, event: PbEvent) -> Result<Sent, SendError> {
+        let span = tracing::info_span!("waymark.bus.send", event_id = %event.event_id);
+        let ctx = self.ctx.clone();
+        async move {
+            let me = &ctx.config.agency;
+            let my_kind = waymark_policy::wire::vocab::agency_kind_to_proto(ctx.config.kind) as i32;
+            if event.sender_id != me.as_str() || event.sender_kind != my_kind {
+                return Err(SendError::NotOurs(format!(
+                    "sender {:.48} kind {}",
+                    event.sender_id, event.sender_kind
+                )));
+            }
+            let wire = event_from_proto(&event).map_err(SendError::Malformed)?;
+            let event_id = wire.id();
+            let stash = crate::trace::current();
+            let has_recipient = !event.recipient_id.is_empty();
+            let c = ctx.clone();
+            let appended = tokio::task::spawn_blocking(move || {
+                if let Some(seq) = c.journal.event_seq(&event_id).map_err(SendError::Journal)? {
+                    return Ok(waymark_journal::Appended::Existing { seq });
+                }
+                if let Err(detail) = crate::check::policy(&c, &wire).map_err(SendError::Journal)? {
+                    return Err(SendError::Refused(detail));
+                }
+                let env = sign_envelope(&c.key, PAYLOAD_TYPE_EVENT, event.encode_to_vec());
+                c.journal
+                    .append_originated(&env.encode_to_vec(), Timestamp::now())
+                    .map_err(|e| {
+                        if let Ok(case) = waymark_types::CaseId::parse(&event.case_id) {
+                            c.cache.invalidate(&case);
+                        }
+                        SendError::Journal(e)
+                    })
+            })
+            .await
+            .map_err(SendError::Task)??;
+            let new = matches!(appended, waymark_journal::Appended::New { .. });
+            if has_recipient {
+                if new
+                    && let Ok(mut s) = ctx.trace_stash.lock()
+                    && s.len() < 100_000
+                {
+                    s.insert(event_id, stash);
+                }
+                ctx.relay_wake.notify_one();
+            }
+            Ok(Sent {
+                event_id,
+                seq: appended.seq(),
+                new,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Quarantine, duplicate and equivocation counters of this bus.
+    pub fn counters(&self) -> Arc<Counters> {
+        self.ctx.counters.clone()
+    }
+
+    /// The journal this bus writes.
+    pub fn journal(&self) -> &Arc<Journal<SledStore>> {
+        &self.ctx.journal
+    }
+
+    /// Wakes the relay (after appending outbox items without [`Bus::send`]).
+    pub fn poke(&self) {
+        self.ctx.relay_wake.notify_one();
+    }
+
+    /// Cancels the tasks and waits for them to stop.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

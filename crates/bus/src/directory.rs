@@ -1,0 +1,140 @@
+//! The federation directory: which agencies exist, their kinds, and the keys
+//! each may sign with (with validity windows).
+//!
+//! Issue 8 loads it from a signed federation manifest; the bus only needs
+//! this injectable value. A key belongs to exactly one agency: the directory
+//! answers "who signed this?" from the key id, so a message signed by one
+//! agency but claiming another as sender is caught.
+
+use std::collections::HashMap;
+
+use waymark_crypto::{KeyId, KeyRing, TrustedKey, VerifyError};
+use waymark_proto::v1::Envelope;
+use waymark_types::{AgencyId, AgencyKind, Timestamp};
+
+use crate::quarantine::{Reason, Rejection};
+
+/// One member agency.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Its kind.
+    pub kind: AgencyKind,
+    /// Its signing keys, current and past, with validity windows.
+    pub keys: KeyRing,
+}
+
+/// Agencies by id, and the owner of every key.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    members: HashMap<AgencyId, Member>,
+    owners: HashMap<KeyId, AgencyId>,
+}
+
+impl Directory {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or extends) `agency` of `kind` with `keys`. A key registered
+    /// again under another agency moves to it: one key, one owner.
+    pub fn insert(
+        &mut self,
+        agency: AgencyId,
+        kind: AgencyKind,
+        keys: impl IntoIterator<Item = TrustedKey>,
+    ) {
+        let m = self
+            .members
+            .entry(agency.clone())
+            .or_insert_with(|| Member {
+                kind,
+                keys: KeyRing::new(),
+            });
+        m.kind = kind;
+        for k in keys {
+            let id = m.keys.insert(k);
+            // Ownership is decided by `owners`: a key re-registered under
+            // another agency no longer verifies as the first one.
+            self.owners.insert(id, agency.clone());
+        }
+    }
+
+    /// The member `agency`, if known.
+    pub fn member(&self, agency: &AgencyId) -> Option<&Member> {
+        self.members.get(agency)
+    }
+
+    /// The kind of `agency`, if known.
+    pub fn kind(&self, agency: &AgencyId) -> Option<AgencyKind> {
+        self.members.get(agency).map(|m| m.kind)
+    }
+
+    /// The agency owning `key`.
+    pub fn owner(&self, key: &KeyId) -> Option<&AgencyId> {
+        self.owners.get(key)
+    }
+
+    /// A ring of every key of every member (to check witness cosignatures).
+    pub fn all_keys(&self, of: &[&AgencyId]) -> KeyRing {
+        let mut ring = KeyRing::new();
+        for a in of {
+            if let Some(m) = self.members.get(*a) {
+                for id in self.owners.iter().filter(|(_, o)| o == a).map(|(k, _)| k) {
+                    if let Some(k) = m.keys.get(id) {
+                        ring.insert(k.clone());
+                    }
+                }
+            }
+        }
+        ring
+    }
+
+    /// Verifies an envelope carrying exactly one signature, of
+    /// `payload_type`, signed at `at`, and returns the agency owning the key.
+    ///
+    /// # Errors
+    /// A [`Rejection`]: `wrong_payload_type`, `bad_signature` (no or several
+    /// signatures, or one that does not verify), `unknown_sender` (a key no
+    /// member owns), `revoked_key` (outside its validity window).
+    pub fn verify(
+        &self,
+        env: &Envelope,
+        payload_type: &str,
+        at: Timestamp,
+    ) -> Result<AgencyId, Rejection> {
+        if env.payload_type != payload_type {
+            return Err(Rejection::new(
+                Reason::WrongPayloadType,
+                format!("payload type {:.80?}", env.payload_type),
+            ));
+        }
+        let [sig] = env.signatures.as_slice() else {
+            return Err(Rejection::new(
+                Reason::BadSignature,
+                format!(
+                    "{} signatures where exactly one is required",
+                    env.signatures.len()
+                ),
+            ));
+        };
+        let unknown = || {
+            Rejection::new(
+                Reason::UnknownSender,
+                format!("key {:.80} is not in the directory", sig.key_id),
+            )
+        };
+        let id = KeyId::parse(&sig.key_id).map_err(|_| unknown())?;
+        let owner = self.owners.get(&id).ok_or_else(unknown)?;
+        let member = self.members.get(owner).ok_or_else(unknown)?;
+        match member.keys.verify(env, payload_type, at) {
+            Ok(_) => Ok(owner.clone()),
+            Err(VerifyError::KeyNotValidAt { key_id, at, .. }) => Err(Rejection::new(
+                Reason::RevokedKey,
+                format!("key {key_id} of {owner} is not valid at {at}"),
+            )),
+            Err(VerifyError::UnknownKey { .. }) => Err(unknown()),
+            Err(e) => Err(Rejection::new(Reason::BadSignature, e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The outbox relay.
+//!
+//! Reads the journal's outbox in seq order into a bounded window and
+//! publishes each item's envelope bytes verbatim on
+//! `waymark.v1.evt.<me>.<recipient>.<kind>` with `Nats-Msg-Id = <event id>`
+//! (one recipient per event in this protocol, so the event id is unique per
+//! delivery) and the trace headers `send` captured.
+//!
+//! Item states: WAITING → (publish, PubAck) → SENT → (receipt journaled by
+//! the inbox) → gone; SENT → (receipt timeout, still in the outbox) →
+//! re-sent. A failed publish leaves the item WAITING and backs off
+//! exponentially; a missing stream is re-provisioned. A JetStream ack alone
+//! never removes an event: only the receipt does (in the journal, atomically
+//! with journaling the receipt).
+//!
+//! Order: per (case, recipient) lane one event is SENT at a time; the next
+//! waits for its predecessor's receipt. The receiver therefore journals each
+//! case's events in the order they were sent, whatever the broker loses.
+//!
+//! Receipts (body `receipt`) are not receipted: their outbox item is removed
+//! right after the PubAck. The journal has no call for that yet, so the
+//! relay commits a batch holding only `outbox_remove` through the store
+//! (`JournalStore::commit`, serialised with the journal's own commits by the
+//! store lock); see the crate report for the journal API this wants.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use bytes::Bytes;
+use prost::Message;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use waymark_journal::{Batch, JournalStore};
+use waymark_proto::v1::{JournalEntry, event::Body as B};
+use waymark_types::{AgencyId, CaseId, EventId};
+
+use crate::Ctx;
+use crate::config::Backoff;
+use crate::subjects::{self, SubjectKind};
+
+struct Item {
+    recipient: AgencyId,
+    event_id: EventId,
+    lane: Option<(CaseId, AgencyId)>,
+    subject: String,
+    envelope: Bytes,
+    receipt: bool,
+    sent: Option<Instant>,
+}
+
+struct Relay {
+    ctx: Arc<Ctx>,
+    items: BTreeMap<u64, Item>,
+    by_event: HashMap<EventId, u64>,
+    busy: HashSet<(CaseId, AgencyId)>,
+    cursor: u64,
+}
+
+pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
+    let mut r = Relay {
+        ctx: ctx.clone(),
+        items: BTreeMap::new(),
+        by_event: HashMap::new(),
+        busy: HashSet::new(),
+        cursor: 0,
+    };
+    let mut backoff = Backoff::new(ctx.config.backoff);
+    loop {
+        let wait = match r.round().await {
+            Ok(next) => {
+                backoff.reset();
+                next
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "relay round failed; backing off");
+                backoff.fail()
+            }
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = ctx.relay_wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+type RoundError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Relay {
+    /// One pass; returns how long to sleep unless woken.
+    async fn round(&mut self) -> Result<Duration, RoundError> {
+        self.drain_completed();
+        self.load().await?;
+        let now = Instant::now();
+        let timeout = self.ctx.config.receipt_timeout;
+        // Timed-out items: still undelivered? (The inbox normally tells us.)
+        let expired: Vec<(u64, AgencyId)> = self
+            .items
+            .iter()
+            .filter(|(_, i)| !i.receipt && i.sent.is_some_and(|t| now >= t + timeout))
+            .map(|(s, i)| (*s, i.recipient.clone()))
+            .collect();
+        if !expired.is_empty() {
+            let ctx = self.ctx.clone();
+            let gone: Vec<u64> = tokio::task::spawn_blocking(move || {
+                expired
+                    .into_iter()
+                    .filter(|(s, r)| !ctx.journal.store().outbox_contains(*s, r).unwrap_or(true))
+                    .map(|(s, _)| s)
+                    .collect()
+            })
+            .await?;
+            for s in gone {
+                self.remove(s);
+            }
+        }
+        // Choose what to publish: in seq order, the first item of each lane.
+        let mut lanes_seen = HashSet::new();
+        let mut batch = Vec::new();
+        for (seq, i) in &self.items {
+            let due = match (i.receipt, i.sent) {
+                (true, None) => true,
+                (true, Some(_)) => false,
+                (false, sent) => {
+                    if let Some(l) = &i.lane
+                        && !lanes_seen.insert(l.clone())
+                    {
+                        continue;
+                    }
+                    sent.is_none_or(|t| now >= t + timeout)
+                }
+            };
+            if due {
+                batch.push(*seq);
+            }
+        }
+        for seq in self.take_republish() {
+            if !batch.contains(&seq) {
+                batch.push(seq);
+            }
+        }
+        self.publish(batch).await?;
+        let next = self
+            .items
+            .values()
+            .filter_map(|i| i.sent.filter(|_| !i.receipt).map(|t| t + timeout))
+            .min()
+            .map_or(Duration::from_secs(3600), |t| {
+                t.saturating_duration_since(Instant::now())
+            });
+        Ok(next.max(Duration::from_millis(5)))
+    }
+
+    fn drain_completed(&mut self) {
+        let done: Vec<EventId> = self
+            .ctx
+            .completed
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        for id in done {
+            if let Some(seq) = self.by_event.get(&id).copied() {
+                self.remove(seq);
+            }
+        }
+    }
+
+    fn take_republish(&mut self) -> Vec<u64> {
+        self.ctx
+            .republish
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
+
+    fn remove(&mut self, seq: u64) {
+        if let Some(i) = self.items.remove(&seq) {
+            self.by_event.remove(&i.event_id);
+            if let Some(l) = i.lane {
+                self.busy.remove(&l);
+            }
+        }
+    }
+
+    /// Loads new outbox items after the cursor, up to the window.
+    async fn load(&mut self) -> Result<(), RoundError> {
+        let room = self
+            .ctx
+            .config
+            .relay_window
+            .saturating_sub(self.items.len());
+        if room == 0 {
+            return Ok(());
+        }
+        let (ctx, after) = (self.ctx.clone(), self.cursor);
+        let loaded =
+            tokio::task::spawn_blocking(move || -> Result<Vec<(u64, Item)>, RoundError> {
+                let mut out = Vec::new();
+                for o in ctx.journal.outbox(after, room)? {
+                    if let Some(item) = read_item(&ctx, o.seq, o.recipient, o.event_id)? {
+                        out.push((o.seq, item));
+                    }
+                }
+                Ok(out)
+            })
+            .await??;
+        for (seq, item) in loaded {
+            self.cursor = self.cursor.max(seq);
+            self.by_event.insert(item.event_id, seq);
+            self.items.insert(seq, item);
+        }
+        Ok(())
+    }
+
+    /// Publishes the given seqs (pipelined) and records the outcomes.
+    async fn publish(&mut self, seqs: Vec<u64>) -> Result<(), RoundError> {
+        let mut pending: Vec<(u64, PublishAckFuture)> = Vec::new();
+        let mut first_error = None;
+        for seq in seqs {
+            let (subject, msg) = match self.items.get(&seq) {
+                Some(i) => (i.subject.clone(), self.message(i)),
+                None => match self.reread(seq).await? {
+                    Some(x) => x,
+                    None => continue,
+                },
+            };
+            match self.ctx.js.send_publish(subject, msg).await {
+                Ok(f) => pending.push((seq, f)),
+                Err(e) => {
+                    first_error = Some(e.kind());
+                    break;
+                }
+            }
+        }
+        let mut delivered_receipts = Vec::new();
+        for (seq, f) in pending {
+            match f.await {
+                Ok(_) => {
+                    if let Some(i) = self.items.get_mut(&seq) {
+                        if i.receipt {
+                            delivered_receipts.push((seq, i.recipient.clone()));
+                        } else {
+                            i.sent = Some(Instant::now());
+                            if let Some(l) = &i.lane {
+                                self.busy.insert(l.clone());
+                            }
+                        }
+                    }
+                }
+                Err(e) => first_error = first_error.or(Some(e.kind())),
+            }
+        }
+        if !delivered_receipts.is_empty() {
+            let ctx = self.ctx.clone();
+            let rm = delivered_receipts.clone();
+            tokio::task::spawn_blocking(move || {
+                ctx.journal.store().commit(&Batch {
+                    outbox_remove: rm,
+                    ..Batch::default()
+                })
+            })
+            .await??;
+            for (seq, _) in delivered_receipts {
+                self.remove(seq);
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(kind) => {
+                if kind == PublishErrorKind::StreamNotFound {
+                    crate::provision::provision(&self.ctx.js, &self.ctx.config).await?;
+                }
+                Err(format!("publish failed: {kind}").into())
+            }
+        }
+    }
+
+    fn message(&self, i: &Item) -> PublishMessage {
+        let mut headers = HeaderMap::new();
+        if let Ok(s) = self.ctx.trace_stash.lock()
+            && let Some(t) = s.get(&i.event_id)
+        {
+            crate::trace::inject(t, &mut headers);
+        }
+        PublishMessage::build()
+            .payload(i.envelope.clone())
+            .headers(headers)
+            .message_id(i.event_id.to_string())
+    }
+
+    /// A receipt no longer in the outbox, to publish again.
+    async fn reread(&self, seq: u64) -> Result<Option<(String, PublishMessage)>, RoundError> {
+        let ctx = self.ctx.clone();
+        let me = ctx.config.agency.clone();
+        let item = tokio::task::spawn_blocking(move || -> Result<Option<Item>, RoundError> {
+            let Some(bytes) = ctx.journal.entry(seq)? else {
+                return Ok(None);
+            };
+            let Some(ev) = JournalEntry::decode(bytes.as_slice())
+                .ok()
+                .and_then(|e| crate::state::decode_event(&e.envelope))
+            else {
+                return Ok(None);
+            };
+            let (Ok(to), Ok(id)) = (
+                AgencyId::new(&ev.recipient_id),
+                EventId::parse(&ev.event_id),
+            ) else {
+                return Ok(None);
+            };
+            let _ = me;
+            read_item(&ctx, seq, to, id)
+        })
+        .await??;
+        Ok(item.map(|i| (i.subject.clone(), self.message(&i))))
+    }
+}
+
+/// Reads an outbox item's journaled envelope.
+fn read_item(
+    ctx: &Ctx,
+    seq: u64,
+    recipient: AgencyId,
+    event_id: EventId,
+) -> Result<Option<Item>, RoundError> {
+    let Some(bytes) = ctx.journal.entry(seq)? else {
+        return Ok(None);
+    };
+    let entry = JournalEntry::decode(bytes.as_slice())?;
+    let Some(ev) = crate::state::decode_event(&entry.envelope) else {
+        tracing::error!(seq, "outbox item's journal entry holds no event; skipped");
+        return Ok(None);
+    };
+    let Some(kind) = SubjectKind::of_event(&ev) else {
+        return Ok(None);
+    };
+    let receipt = matches!(ev.body, Some(B::Receipt(_)));
+    let lane = CaseId::parse(&ev.case_id)
+        .ok()
+        .filter(|_| !receipt)
+        .map(|c| (c, recipient.clone()));
+    Ok(Some(Item {
+        subject: subjects::event(&ctx.config.agency, &recipient, kind),
+        recipient,
+        event_id,
+        lane,
+        envelope: Bytes::from(entry.envelope),
+        receipt,
+        sent: None,
+    }))
+}

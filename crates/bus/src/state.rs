@@ -1,0 +1,105 @@
+//! Case states for policy checks, rebuilt from this agency's journal through
+//! the per-case index and cached.
+//!
+//! A cached state remembers the last journal seq folded into it and catches
+//! up from there before every use, so entries written by anyone (this bus,
+//! a restart, another writer) are always seen. Applying an event that is
+//! already in the state is a no-op ([`Applied::Duplicate`]), so an event
+//! applied during a check and then read back from the journal is harmless.
+//! On a failed journal append the case is dropped from the cache.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use prost::Message;
+use waymark_journal::{Journal, JournalError, SledStore};
+use waymark_policy::{Applied, CaseState, RuleSets, View, WireEvent, event_from_proto};
+use waymark_proto::v1::{EntryKind, Envelope, Event as PbEvent, JournalEntry};
+use waymark_types::{AgencyId, CaseId};
+
+struct Cached {
+    state: CaseState,
+    after: u64,
+}
+
+/// The cache.
+pub(crate) struct CaseCache {
+    me: AgencyId,
+    cap: usize,
+    cases: Mutex<HashMap<CaseId, Cached>>,
+}
+
+impl CaseCache {
+    pub(crate) fn new(me: AgencyId, cap: usize) -> Self {
+        Self {
+            me,
+            cap,
+            cases: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `f` on the caught-up state of `case`.
+    pub(crate) fn with_case<R>(
+        &self,
+        journal: &Journal<SledStore>,
+        rules: &RuleSets,
+        case: CaseId,
+        f: impl FnOnce(&mut CaseState) -> R,
+    ) -> Result<R, JournalError> {
+        let mut cases = self
+            .cases
+            .lock()
+            .map_err(|_| JournalError::Failed("the case cache lock is poisoned".into()))?;
+        if cases.len() >= self.cap && !cases.contains_key(&case) {
+            cases.clear();
+        }
+        let c = cases.entry(case).or_insert_with(|| Cached {
+            state: CaseState::new(case, View::Agency(self.me.clone())),
+            after: 0,
+        });
+        loop {
+            let page = journal.case_entries(&case, c.after, 512)?;
+            let Some(last) = page.last().map(|(s, _)| *s) else {
+                break;
+            };
+            for (_, bytes) in &page {
+                fold(&mut c.state, rules, bytes);
+            }
+            c.after = last;
+        }
+        Ok(f(&mut c.state))
+    }
+
+    /// Forgets `case` (after a failed append that a check had applied).
+    pub(crate) fn invalidate(&self, case: &CaseId) {
+        if let Ok(mut c) = self.cases.lock() {
+            c.remove(case);
+        }
+    }
+}
+
+/// Folds one journal entry into a state; entries that are not accepted events
+/// (quarantine, checkpoints) or that the rules refuse are skipped.
+fn fold(state: &mut CaseState, rules: &RuleSets, entry_bytes: &[u8]) -> Option<Applied> {
+    let entry = JournalEntry::decode(entry_bytes).ok()?;
+    let kind = EntryKind::try_from(entry.kind).ok()?;
+    if !matches!(kind, EntryKind::Originated | EntryKind::Received) {
+        return None;
+    }
+    let ev = decode_event(&entry.envelope)?;
+    match event_from_proto(&ev).ok()? {
+        WireEvent::Event(e) => state.apply(&e, rules.get(&e.rule_set)?).ok(),
+        WireEvent::Forwarded { envelope, .. } => {
+            let inner = decode_event(&envelope)?;
+            let e = event_from_proto(&inner).ok()?.into_event()?;
+            state.apply(&e, rules.get(&e.rule_set)?).ok()
+        }
+        WireEvent::Capacity { .. } => None,
+    }
+}
+
+/// Decodes an event envelope's event (no verification).
+pub(crate) fn decode_event(envelope: &[u8]) -> Option<PbEvent> {
+    let env = Envelope::decode(envelope).ok()?;
+    PbEvent::decode(env.payload.as_slice()).ok()
+}
