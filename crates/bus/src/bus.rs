@@ -123,7 +123,16 @@ impl Bus {
     /// once the journal append is durable. Idempotent by event id.
     ///
     /// # Errors
-    /// [`SendError`] naming the refused check or the failed step.
+    /// Nothing is journaled or published when it fails:
+    /// - [`SendError::NotOurs`]: `sender_id` or `sender_kind` is not this
+    ///   agency's;
+    /// - [`SendError::Malformed`]: the fields are malformed (all listed);
+    /// - [`SendError::Refused`]: the rules, in this agency's view of the
+    ///   case, refuse the event (for a forward: or its inner envelope does
+    ///   not verify);
+    /// - [`SendError::Journal`]: reading the journal or the durable append
+    ///   failed;
+    /// - [`SendError::Task`]: the blocking journal task panicked.
     pub async fn send(&self, event: PbEvent) -> Result<Sent, SendError> {
         let span = tracing::info_span!("waymark.bus.send", event_id = %event.event_id);
         let ctx = self.ctx.clone();

@@ -32,6 +32,11 @@ pub struct BusConfig {
     pub ack_wait: Duration,
     /// Most outbox items the relay holds in memory at once.
     pub relay_window: usize,
+    /// Most messages the relay publishes before awaiting their PubAcks.
+    pub publish_batch: usize,
+    /// How long the relay waits for the PubAcks of one batch; a message
+    /// without one stays queued and is published again (same `Nats-Msg-Id`).
+    pub publish_ack_timeout: Duration,
     /// How often the witness task asks the journal for a new checkpoint.
     pub checkpoint_interval: Duration,
     /// Largest accepted clock skew: events dated further in the future are
@@ -56,6 +61,8 @@ impl BusConfig {
             max_ack_pending: 1024,
             ack_wait: Duration::from_secs(30),
             relay_window: 20_000,
+            publish_batch: 512,
+            publish_ack_timeout: Duration::from_secs(5),
             checkpoint_interval: Duration::from_secs(5),
             max_clock_skew: Duration::from_secs(300),
             case_cache: 10_000,

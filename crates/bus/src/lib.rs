@@ -22,7 +22,9 @@
 //!   so B journals a case's events in A's order even if the broker loses,
 //!   reorders or replays messages (stream deleted, server killed).
 //! - Failures: publish error → exponential backoff, re-provision if the
-//!   stream is gone; lost message or receipt → re-send after the receipt
+//!   stream is gone; PubAcks lost with a dying broker → one
+//!   `publish_ack_timeout` per publish batch (acks are awaited together),
+//!   the unacked items stay queued and go again; lost message or receipt → re-send after the receipt
 //!   timeout; B sees the duplicate (journal dedup by event id) and re-sends
 //!   the receipt it already issued (receipt ids are derived from the event
 //!   id, so the same receipt is found again, also after a crash between the

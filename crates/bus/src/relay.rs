@@ -18,12 +18,18 @@
 //! case's events in the order they were sent, whatever the broker loses.
 //!
 //! Receipts (body `receipt`) are not receipted: their outbox item is removed
-//! right after the PubAck. The journal has no call for that yet, so the
-//! relay commits a batch holding only `outbox_remove` through the store
-//! (`JournalStore::commit`, serialised with the journal's own commits by the
-//! store lock); see the crate report for the journal API this wants.
+//! right after the PubAck, durably, through the journal's group commit
+//! ([`Journal::complete_outbox_items`](waymark_journal::Journal::complete_outbox_items)).
+//!
+//! Publishing: at most `publish_batch` messages are in flight per chunk, far
+//! below the JetStream context's ack-permit pool (async-nats waits for a
+//! free permit, and only our own unawaited acks would release it), and a
+//! chunk's PubAcks are awaited concurrently under one `publish_ack_timeout`
+//! deadline, so a broker that dies with messages in flight costs one
+//! timeout, not one per lost ack.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +40,7 @@ use bytes::Bytes;
 use prost::Message;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use waymark_journal::{Batch, JournalStore};
+use waymark_journal::JournalStore;
 use waymark_proto::v1::{JournalEntry, event::Body as B};
 use waymark_types::{AgencyId, CaseId, EventId};
 
@@ -216,11 +222,34 @@ impl Relay {
         Ok(())
     }
 
-    /// Publishes the given seqs (pipelined) and records the outcomes.
+    /// Publishes the given seqs in chunks of at most `publish_batch` and
+    /// records the outcomes; stops at the first failed chunk (its unacked
+    /// items stay WAITING and go again next round).
     async fn publish(&mut self, seqs: Vec<u64>) -> Result<(), RoundError> {
-        let mut pending: Vec<(u64, PublishAckFuture)> = Vec::new();
+        for chunk in seqs.chunks(self.ctx.config.publish_batch.max(1)) {
+            if let Some(kind) = self.publish_chunk(chunk).await? {
+                if kind == PublishErrorKind::StreamNotFound {
+                    crate::provision::provision(&self.ctx.js, &self.ctx.config).await?;
+                }
+                return Err(format!("publish failed: {kind}").into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes one chunk (pipelined) and awaits its PubAcks *together*,
+    /// under one deadline (`publish_ack_timeout`). async-nats starts a PubAck
+    /// future's timeout only when it is first polled: awaited one after the
+    /// other, every ack lost with a killed broker cost a full timeout in
+    /// turn, and the relay stalled for (lost acks × 5 s). Returns the first
+    /// publish or PubAck error.
+    async fn publish_chunk(
+        &mut self,
+        seqs: &[u64],
+    ) -> Result<Option<PublishErrorKind>, RoundError> {
+        let mut pending: Vec<(u64, PublishAckFuture)> = Vec::with_capacity(seqs.len());
         let mut first_error = None;
-        for seq in seqs {
+        for &seq in seqs {
             let (subject, msg) = match self.items.get(&seq) {
                 Some(i) => (i.subject.clone(), self.message(i)),
                 None => match self.reread(seq).await? {
@@ -236,47 +265,41 @@ impl Relay {
                 }
             }
         }
+        let deadline = Instant::now() + self.ctx.config.publish_ack_timeout;
+        let acks = futures::future::join_all(pending.into_iter().map(|(seq, f)| async move {
+            match tokio::time::timeout_at(deadline, f.into_future()).await {
+                Ok(Ok(_)) => (seq, None),
+                Ok(Err(e)) => (seq, Some(e.kind())),
+                Err(_) => (seq, Some(PublishErrorKind::TimedOut)),
+            }
+        }))
+        .await;
         let mut delivered_receipts = Vec::new();
-        for (seq, f) in pending {
-            match f.await {
-                Ok(_) => {
-                    if let Some(i) = self.items.get_mut(&seq) {
-                        if i.receipt {
-                            delivered_receipts.push((seq, i.recipient.clone()));
-                        } else {
-                            i.sent = Some(Instant::now());
-                            if let Some(l) = &i.lane {
-                                self.busy.insert(l.clone());
-                            }
-                        }
+        for (seq, error) in acks {
+            if let Some(kind) = error {
+                first_error = first_error.or(Some(kind));
+                continue;
+            }
+            if let Some(i) = self.items.get_mut(&seq) {
+                if i.receipt {
+                    delivered_receipts.push((seq, i.recipient.clone()));
+                } else {
+                    i.sent = Some(Instant::now());
+                    if let Some(l) = &i.lane {
+                        self.busy.insert(l.clone());
                     }
                 }
-                Err(e) => first_error = first_error.or(Some(e.kind())),
             }
         }
         if !delivered_receipts.is_empty() {
             let ctx = self.ctx.clone();
             let rm = delivered_receipts.clone();
-            tokio::task::spawn_blocking(move || {
-                ctx.journal.store().commit(&Batch {
-                    outbox_remove: rm,
-                    ..Batch::default()
-                })
-            })
-            .await??;
+            tokio::task::spawn_blocking(move || ctx.journal.complete_outbox_items(&rm)).await??;
             for (seq, _) in delivered_receipts {
                 self.remove(seq);
             }
         }
-        match first_error {
-            None => Ok(()),
-            Some(kind) => {
-                if kind == PublishErrorKind::StreamNotFound {
-                    crate::provision::provision(&self.ctx.js, &self.ctx.config).await?;
-                }
-                Err(format!("publish failed: {kind}").into())
-            }
-        }
+        Ok(first_error)
     }
 
     fn message(&self, i: &Item) -> PublishMessage {

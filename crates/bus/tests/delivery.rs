@@ -54,7 +54,6 @@ async fn ten_thousand_events_arrive_exactly_once_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky: delivery sometimes stalls ~60 s after the broker restart; under investigation"]
 async fn survives_broker_sigkill_mid_burst() {
     init_log();
     let mut server = NatsServer::start().unwrap();

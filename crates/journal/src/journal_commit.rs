@@ -10,6 +10,9 @@
 //! commit order, and an appender returns only once its batch is both durable
 //! and visible: reads never see a batch that is not on stable storage, and a
 //! caller can read back what it appended.
+//!
+//! Outbox removals without an entry ([`Journal::complete_outbox`]) take the
+//! same path: decided under the state lock, committed in the next batch.
 
 use super::*;
 
@@ -168,6 +171,65 @@ impl<S: JournalStore> Journal<S> {
                 }
             }
         }
+    }
+
+    /// Removes the outbox item `(seq, recipient)` without a receipt, for a
+    /// delivery that is complete by other means (the bus's own receipts are
+    /// not receipted: they leave the outbox once the broker acknowledged
+    /// them). Nothing is journaled: the outbox is delivery bookkeeping, not
+    /// evidence. The removal goes through the group commit like an append,
+    /// and the call returns once it is durable and visible.
+    ///
+    /// Returns `true` if this call removed the item, `false` if it was not in
+    /// the outbox (never queued, already removed, or removed by a receipt
+    /// committed concurrently; the call then still returns only once that
+    /// removal is durable). Idempotent.
+    ///
+    /// # Errors
+    /// A store read or commit failure; [`JournalError::Failed`] after an
+    /// earlier failed commit.
+    pub fn complete_outbox(&self, seq: u64, recipient: &AgencyId) -> Result<bool, JournalError> {
+        Ok(self.complete_outbox_items(&[(seq, recipient.clone())])? == 1)
+    }
+
+    /// [`Journal::complete_outbox`] for several items, in one group commit
+    /// (one fsync); returns how many of them this call removed.
+    ///
+    /// # Errors
+    /// As [`Journal::complete_outbox`]; on an error none of the removals is
+    /// known to be durable.
+    pub fn complete_outbox_items(&self, items: &[(u64, AgencyId)]) -> Result<usize, JournalError> {
+        let ticket;
+        let mut removed = 0;
+        {
+            let mut st = self.lock()?;
+            if let Some(f) = &st.failed {
+                return Err(JournalError::Failed(f.clone()));
+            }
+            for (seq, recipient) in items {
+                let k = (*seq, recipient.clone());
+                // Decided under the state lock, like a receipt's removal, so
+                // a concurrent receipt and this call cannot both remove it.
+                let present = !st.pending_removed.contains(&k)
+                    && (st.pending_outbox.contains(&k)
+                        || self
+                            .store
+                            .outbox_contains(*seq, recipient)
+                            .map_err(store("reading the outbox"))?);
+                if present {
+                    st.pending_removed.insert(k.clone());
+                    st.pending.outbox_remove.push(k);
+                    removed += 1;
+                }
+            }
+            if removed > 0 {
+                st.next_ticket += 1;
+            }
+            // Our removals, or pending ones by concurrent receipts.
+            ticket = st.next_ticket;
+        }
+        self.wait_durable(ticket)?;
+        Ok(removed)
     }
 
     pub(super) fn enqueue_and_wait(&self, f: impl FnOnce(&mut Batch)) -> Result<(), JournalError> {

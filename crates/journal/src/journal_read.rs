@@ -64,8 +64,10 @@ impl<S: JournalStore> Journal<S> {
     }
 
     /// Undelivered events after outbox position `after`, in seq order. The
-    /// bus keeps its own retry timing; an item leaves the outbox only when
-    /// the receipt completing it is journaled ([`Journal::append_received`]).
+    /// bus keeps its own retry timing; an item leaves the outbox when the
+    /// receipt completing it is journaled ([`Journal::append_received`]), or
+    /// when a delivery that is not receipted is marked complete
+    /// ([`Journal::complete_outbox`]).
     ///
     /// # Errors
     /// A store read failure.

@@ -15,7 +15,8 @@
 //! - Journaling an originated event and queuing it in the outbox, and
 //!   journaling a receipt and removing the outbox item it completes, are each
 //!   one atomic commit. Received events are deduplicated by event id
-//!   atomically with the append.
+//!   atomically with the append. An item that is not receipted leaves the
+//!   outbox through [`Journal::complete_outbox`], in the same group commit.
 //! - Checkpoints are signed RFC 9162 tree heads over durable entries only.
 //! - Verification ([`verify`]) and proof checking ([`merkle`]) never panic on
 //!   hostile input and report the first bad position.

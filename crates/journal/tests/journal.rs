@@ -254,3 +254,75 @@ fn journal_survives_reopen() {
     assert_eq!(f.record, 1);
     assert!(matches!(f.problem, VerifyProblem::EnvelopeSignature(_)));
 }
+
+#[test]
+fn complete_outbox_removes_items_durably_without_an_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AgencyKey::generate();
+    let shelter = agency("shelter-b");
+    let (ev, env) = event(&key, "police-a", "shelter-b", None);
+    {
+        let j = open(dir.path(), &key);
+        let seq = j.append_originated(&env, t(1)).unwrap().seq();
+        let (_, other) = event(&key, "police-a", "shelter-b", None);
+        j.append_originated(&other, t(2)).unwrap();
+        assert_eq!(j.outbox(0, 10).unwrap().len(), 2);
+        // Wrong recipient or unknown seq: nothing to remove.
+        assert!(!j.complete_outbox(seq, &agency("ngo-c")).unwrap());
+        assert!(!j.complete_outbox(99, &shelter).unwrap());
+        assert!(j.complete_outbox(seq, &shelter).unwrap());
+        // Idempotent.
+        assert!(!j.complete_outbox(seq, &shelter).unwrap());
+        let left: Vec<u64> = j.outbox(0, 10).unwrap().iter().map(|o| o.seq).collect();
+        assert_eq!(left, vec![2]);
+        // No entry was journaled for the removal.
+        assert_eq!(j.size().unwrap(), 2);
+    }
+    // Durable: still gone after reopening.
+    let j = open(dir.path(), &key);
+    let left: Vec<u64> = j.outbox(0, 10).unwrap().iter().map(|o| o.seq).collect();
+    assert_eq!(left, vec![2]);
+    // A late receipt for the completed event is still journaled.
+    let shelter_key = AgencyKey::generate();
+    let (_, receipt) = event(&shelter_key, "shelter-b", "police-a", None);
+    assert!(matches!(
+        j.append_received(&receipt, t(3), Some(ev)).unwrap(),
+        Appended::New { seq: 3, .. }
+    ));
+    assert_eq!(j.outbox(0, 10).unwrap().len(), 1);
+    verify_journal(&j, &meta(&key), &ring(&[&shelter_key])).unwrap();
+}
+
+#[test]
+fn complete_outbox_races_with_appends_and_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AgencyKey::generate();
+    let shelter_key = AgencyKey::generate();
+    let shelter = agency("shelter-b");
+    let j = open(dir.path(), &key);
+    let removed = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    let (ev, env) = event(&key, "police-a", "shelter-b", None);
+                    let seq = j.append_originated(&env, t(1)).unwrap().seq();
+                    // A receipt and a direct completion of the same item,
+                    // concurrently: exactly one of them removes it.
+                    let (_, receipt) = event(&shelter_key, "shelter-b", "police-a", None);
+                    std::thread::scope(|inner| {
+                        inner.spawn(|| j.append_received(&receipt, t(2), Some(ev)).unwrap());
+                        if j.complete_outbox(seq, &shelter).unwrap() {
+                            removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    });
+                    assert!(!j.complete_outbox(seq, &shelter).unwrap());
+                }
+            });
+        }
+    });
+    assert!(j.outbox(0, 1000).unwrap().is_empty());
+    assert_eq!(j.size().unwrap(), 400);
+    assert!(removed.into_inner() <= 200);
+    verify_journal(&j, &meta(&key), &ring(&[&shelter_key])).unwrap();
+}

@@ -16,6 +16,8 @@ use waymark_types::{AgencyId, AgencyKind, CaseId, EventId, Timestamp};
 
 pub const A: &str = "police-a";
 pub const B_: &str = "shelter-b";
+/// A third member of the directory; it runs no bus.
+pub const C: &str = "ngo-c";
 
 pub fn id(s: &str) -> AgencyId {
     AgencyId::new(s).unwrap()
@@ -24,13 +26,22 @@ pub fn id(s: &str) -> AgencyId {
 pub struct Keys {
     pub a: AgencyKey,
     pub b: AgencyKey,
+    pub c: AgencyKey,
     pub dir: Arc<Directory>,
 }
 
 pub fn keys() -> Keys {
-    let (a, b) = (AgencyKey::generate(), AgencyKey::generate());
+    let (a, b, c) = (
+        AgencyKey::generate(),
+        AgencyKey::generate(),
+        AgencyKey::generate(),
+    );
     let mut dir = Directory::new();
-    for (n, k, kind) in [(A, &a, AgencyKind::Police), (B_, &b, AgencyKind::Shelter)] {
+    for (n, k, kind) in [
+        (A, &a, AgencyKind::Police),
+        (B_, &b, AgencyKind::Shelter),
+        (C, &c, AgencyKind::Ngo),
+    ] {
         dir.insert(
             id(n),
             kind,
@@ -44,6 +55,7 @@ pub fn keys() -> Keys {
     Keys {
         a,
         b,
+        c,
         dir: Arc::new(dir),
     }
 }
@@ -53,11 +65,24 @@ pub fn open_journal(dir: &Path, agency: &str, key: &AgencyKey) -> Arc<Journal<Sl
     Arc::new(Journal::open(store, JournalConfig::new(id(agency)), Some(key.clone())).unwrap())
 }
 
+/// Like [`open_journal`], signing a checkpoint after every entry.
+pub fn open_journal_checkpointing(
+    dir: &Path,
+    agency: &str,
+    key: &AgencyKey,
+) -> Arc<Journal<SledStore>> {
+    let store = SledStore::open(dir, &SledConfig::default()).unwrap();
+    let mut cfg = JournalConfig::new(id(agency));
+    cfg.checkpoint_every_entries = 1;
+    Arc::new(Journal::open(store, cfg, Some(key.clone())).unwrap())
+}
+
 pub fn config(agency: &str, kind: AgencyKind) -> BusConfig {
     let mut c = BusConfig::new(id(agency), kind);
     c.receipt_timeout = Duration::from_secs(3);
     c.backoff = (Duration::from_millis(20), Duration::from_millis(500));
     c.ack_wait = Duration::from_secs(5);
+    c.publish_ack_timeout = Duration::from_secs(2);
     c.checkpoint_interval = Duration::from_millis(300);
     c
 }
@@ -70,8 +95,18 @@ pub fn start(
     k: &Keys,
     key: &AgencyKey,
 ) -> Bus {
+    start_with(js, config(agency, kind), journal, k, key)
+}
+
+pub fn start_with(
+    js: &async_nats::jetstream::Context,
+    config: BusConfig,
+    journal: Arc<Journal<SledStore>>,
+    k: &Keys,
+    key: &AgencyKey,
+) -> Bus {
     Bus::start(
-        config(agency, kind),
+        config,
         js.clone(),
         journal,
         k.dir.clone(),
@@ -185,4 +220,25 @@ pub fn init_log() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+}
+
+/// The journal entries of `kind`, in journal order.
+pub fn entries_of_kind(j: &Journal<SledStore>, kind: pb::EntryKind) -> Vec<pb::JournalEntry> {
+    use prost::Message;
+    (1..=j.size().unwrap())
+        .filter_map(|seq| j.entry(seq).unwrap())
+        .map(|b| pb::JournalEntry::decode(b.as_slice()).unwrap())
+        .filter(|e| e.kind == kind as i32)
+        .collect()
+}
+
+/// `event` signed by `key`, encoded as an Envelope.
+pub fn signed(key: &AgencyKey, event: &pb::Event) -> Vec<u8> {
+    use prost::Message;
+    waymark_crypto::sign_envelope(
+        key,
+        waymark_proto::PAYLOAD_TYPE_EVENT,
+        event.encode_to_vec(),
+    )
+    .encode_to_vec()
 }
