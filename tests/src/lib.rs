@@ -38,8 +38,16 @@ impl TestAgency {
     /// # Panics
     /// If the id is invalid or the journal cannot be opened: test setup.
     pub fn new(id: &str, kind: AgencyKind, dir: &Path) -> Self {
+        Self::with_key(id, kind, dir, AgencyKey::generate())
+    }
+
+    /// Like [`TestAgency::new`] with a given key (e.g. one loaded from a file
+    /// by a child process playing this agency).
+    ///
+    /// # Panics
+    /// If the id is invalid or the journal cannot be opened: test setup.
+    pub fn with_key(id: &str, kind: AgencyKind, dir: &Path, key: AgencyKey) -> Self {
         let id = AgencyId::new(id).expect("valid agency id");
-        let key = AgencyKey::generate();
         let store = SledStore::open(dir, &SledConfig::default()).expect("open sled store");
         let journal = Journal::open(store, JournalConfig::new(id.clone()), Some(key.clone()))
             .expect("open journal");
