@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod demo;
 mod keys;
 
@@ -30,6 +31,9 @@ enum Command {
     /// Run the current working slice: a federation of agencies exchanging
     /// signed, policy-checked events, journaled, exported and verified.
     Demo(demo::DemoArgs),
+    /// Verify every journal export (*.wmj) in a directory: integrity,
+    /// witnesses, two-party links and policy replay; custody timelines.
+    Audit(audit::AuditArgs),
     /// Generate and inspect agency signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -38,6 +42,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Audit(args) => audit::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Keys(cmd) => keys::run(cmd),
     };

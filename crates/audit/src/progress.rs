@@ -1,0 +1,58 @@
+//! A progress bar on stderr for large journals, drawn only when stderr is a
+//! terminal: bytes of the exports read by the analysis pass.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A running progress bar fed by a byte counter.
+pub(crate) struct Progress {
+    pub(crate) counter: Option<Arc<AtomicU64>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Starts a bar over `total` bytes if `wanted` and stderr is a terminal.
+    pub(crate) fn start(wanted: bool, total: u64) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        if !wanted || !std::io::stderr().is_terminal() {
+            return Self {
+                counter: None,
+                stop,
+                thread: None,
+            };
+        }
+        let counter = Arc::new(AtomicU64::new(0));
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "auditing {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        ) {
+            bar.set_style(style);
+        }
+        let (c, s) = (counter.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                bar.set_position(c.load(Ordering::Relaxed));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        });
+        Self {
+            counter: Some(counter),
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops and clears the bar.
+    pub(crate) fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
