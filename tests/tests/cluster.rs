@@ -39,7 +39,7 @@ async fn a_node_killed_mid_burst_loses_and_duplicates_nothing() {
     // The buses provision their streams in the background: wait for it.
     let replicas = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     wait_for(
-        Duration::from_secs(30),
+        Duration::from_secs(120),
         "the event stream is provisioned",
         || {
             let (js, replicas) = (js.clone(), replicas.clone());
@@ -78,7 +78,7 @@ async fn a_node_killed_mid_burst_loses_and_duplicates_nothing() {
     }
     // Kill a node only once delivery is under way and events are still in flight.
     wait_for(
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         "the shelter has received some signals",
         || {
             let (j, cases) = (shelter.journal.clone(), cases.clone());
@@ -104,7 +104,7 @@ async fn a_node_killed_mid_burst_loses_and_duplicates_nothing() {
     }
 
     wait_for(
-        Duration::from_secs(120),
+        Duration::from_secs(300),
         "every signal receipted at the police",
         || {
             let j = police.journal.clone();

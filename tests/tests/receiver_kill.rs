@@ -80,7 +80,7 @@ async fn a_receiver_killed_mid_burst_catches_up_exactly_once() {
     }
     // Kill the receiver once it has receipted some but not all.
     wait_for(
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         "the receiver has receipted some events",
         || {
             let n = outbox_len(&police);
@@ -99,7 +99,7 @@ async fn a_receiver_killed_mid_burst_catches_up_exactly_once() {
     // While it is down nothing is lost: the sender keeps its outbox.
     assert!(!outbox_empty(&police.journal));
     let mut child = spawn_receiver(dir.path(), &server.url());
-    wait_for(Duration::from_secs(120), "every event receipted", || {
+    wait_for(Duration::from_secs(300), "every event receipted", || {
         let done = outbox_empty(&police.journal);
         async move { done }
     })

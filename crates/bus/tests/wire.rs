@@ -73,7 +73,7 @@ async fn deliver_one() -> (Pair, opentelemetry::trace::TraceId, EventId, CaseId)
         .await
         .unwrap();
     let sent = a.send(signal(case)).instrument(request).await.unwrap();
-    wait_for(Duration::from_secs(20), "the receipt at A", || async {
+    wait_for(Duration::from_secs(60), "the receipt at A", || async {
         outbox_len(a.journal()) == 0
     })
     .await
@@ -158,7 +158,7 @@ async fn subjects_and_headers_carry_no_personal_data() {
     exporter();
     let (pair, _trace, event_id, case) = deliver_one().await;
     // Let at least one checkpoint and cosignature be published too.
-    wait_for(Duration::from_secs(20), "a cosignature", || async {
+    wait_for(Duration::from_secs(60), "a cosignature", || async {
         raw_messages(&pair.js, CHECKPOINT_STREAM)
             .await
             .iter()

@@ -59,7 +59,7 @@ async fn checkpoint_equivocation_is_detected_by_a_witness() {
 
     announce(&js, &first).await;
     wait_for(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "B witnesses A's checkpoint",
         || async { !entries_of_kind(&jb, pb::EntryKind::CheckpointWitnessed).is_empty() },
     )
@@ -71,7 +71,7 @@ async fn checkpoint_equivocation_is_detected_by_a_witness() {
     announce(&js, &second).await;
     let counters = b.counters();
     wait_for(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "B detects the equivocation",
         || {
             let c = counters.clone();
