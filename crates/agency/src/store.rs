@@ -1,0 +1,324 @@
+//! The agency's own small store, apart from the journal: idempotency keys,
+//! personal data, the case index and the follower's cursor.
+//!
+//! # Why a separate store
+//! The journal is append-only evidence; nothing in it can ever be erased.
+//! Personal data must be erasable (issue 8 replaces the clear-text values
+//! here with ciphertext under a per-case key, so erasure becomes key
+//! destruction), and idempotency keys are a back-office convenience, not
+//! evidence. So both live in their own sled database at
+//! `<journal data_dir>/agency/`, never in the journal.
+//!
+//! # Key layout (one sled tree each, keys are raw bytes)
+//! | tree | key | value |
+//! |---|---|---|
+//! | `idem` | rpc name, `0x00`, idempotency key | JSON [`IdemRecord`] |
+//! | `personal` | case id (16 bytes) | `PersonalData` encoding (clear text until issue 8) |
+//! | `cases` | case id (16 bytes) | first journal seq of the case, 8 bytes BE |
+//! | `case_order` | first seq (8 bytes BE), case id (16) | empty; newest-first listing |
+//! | `meta` | `follow` | follower cursor (journal seq, 8 bytes BE) |
+//!
+//! # Durability
+//! sled 0.34's `flush()` ends with `sync_file_range`, which is not a
+//! durability barrier (see the journal's `sled_store` docs, sled#1452). After
+//! each flush that must be durable (an idempotency reservation, personal
+//! data) this module also calls `fdatasync` on sled's `db` file, so a power
+//! loss cannot forget a reservation whose event the journal already holds.
+//! The case index and the cursor are rebuilt from the journal by the
+//! follower, so they are flushed lazily.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use waymark_types::{CaseId, EventId};
+
+/// What an idempotency key was first used for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IdemRecord {
+    /// The event the first call recorded (or reserved).
+    pub(crate) event_id: String,
+    /// SHA-256 (hex) of the first request's encoding; a different request
+    /// under the same key is refused.
+    pub(crate) request_hash: String,
+    /// Extra results to replay (withdrawal: the notified agencies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) extra: Vec<String>,
+}
+
+/// A failure of the local store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed.
+    #[error("agency store: {step}")]
+    Sled {
+        /// What the store was doing.
+        step: &'static str,
+        /// sled's error.
+        #[source]
+        source: sled::Error,
+    },
+    /// Syncing the database file failed.
+    #[error("agency store: syncing {path}")]
+    Sync {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored value does not decode.
+    #[error("agency store: corrupt value in {0}")]
+    Corrupt(&'static str),
+}
+
+fn sled_err(step: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
+    move |source| StoreError::Sled { step, source }
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalStore {
+    dir: PathBuf,
+    db: sled::Db,
+    idem: sled::Tree,
+    personal: sled::Tree,
+    cases: sled::Tree,
+    order: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl LocalStore {
+    /// Opens (or creates) the store in `dir`.
+    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(16 << 20)
+            .open()
+            .map_err(sled_err("opening"))?;
+        let tree = |n: &'static str| db.open_tree(n).map_err(sled_err("opening a tree"));
+        Ok(Self {
+            dir: dir.to_owned(),
+            idem: tree("idem")?,
+            personal: tree("personal")?,
+            cases: tree("cases")?,
+            order: tree("case_order")?,
+            meta: tree("meta")?,
+            db,
+        })
+    }
+
+    /// Flushes and then fdatasyncs sled's data file.
+    fn durable(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(sled_err("flushing"))?;
+        let path = self.dir.join("db");
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_data())
+            .map_err(|source| StoreError::Sync { path, source })
+    }
+
+    fn idem_key(rpc: &str, key: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(rpc.len() + 1 + key.len());
+        k.extend_from_slice(rpc.as_bytes());
+        k.push(0);
+        k.extend_from_slice(key.as_bytes());
+        k
+    }
+
+    /// Reserves `key` for `rpc` with `fresh` unless it is already taken;
+    /// returns the record that holds the key (the existing one or `fresh`).
+    /// Durable before it returns.
+    pub(crate) fn reserve(
+        &self,
+        rpc: &str,
+        key: &str,
+        fresh: &IdemRecord,
+    ) -> Result<IdemRecord, StoreError> {
+        let k = Self::idem_key(rpc, key);
+        let v = serde_json::to_vec(fresh).map_err(|_| StoreError::Corrupt("idem"))?;
+        match self
+            .idem
+            .compare_and_swap(&k, None as Option<&[u8]>, Some(v))
+            .map_err(sled_err("reserving an idempotency key"))?
+        {
+            Ok(()) => {
+                self.durable()?;
+                Ok(fresh.clone())
+            }
+            Err(cas) => {
+                let cur = cas.current.ok_or(StoreError::Corrupt("idem"))?;
+                serde_json::from_slice(&cur).map_err(|_| StoreError::Corrupt("idem"))
+            }
+        }
+    }
+
+    /// Stores personal data of `case` unless some is stored already.
+    pub(crate) fn put_personal_once(&self, case: &CaseId, bytes: &[u8]) -> Result<(), StoreError> {
+        let r = self
+            .personal
+            .compare_and_swap(case.as_bytes(), None as Option<&[u8]>, Some(bytes))
+            .map_err(sled_err("storing personal data"))?;
+        if r.is_ok() {
+            self.durable()?;
+        }
+        Ok(())
+    }
+
+    /// The personal data stored for `case`.
+    pub(crate) fn personal(&self, case: &CaseId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .personal
+            .get(case.as_bytes())
+            .map_err(sled_err("reading personal data"))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Notes that `case` has an entry at `seq` (the first one sticks).
+    pub(crate) fn index_case(&self, case: &CaseId, seq: u64) -> Result<(), StoreError> {
+        let r = self
+            .cases
+            .compare_and_swap(
+                case.as_bytes(),
+                None as Option<&[u8]>,
+                Some(&seq.to_be_bytes()[..]),
+            )
+            .map_err(sled_err("indexing a case"))?;
+        if r.is_ok() {
+            let mut k = seq.to_be_bytes().to_vec();
+            k.extend_from_slice(case.as_bytes());
+            self.order
+                .insert(k, &[][..])
+                .map_err(sled_err("indexing a case"))?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` cases whose first seq is below `before`, newest first,
+    /// with their first seqs.
+    pub(crate) fn cases_before(
+        &self,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, CaseId)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.order.range(..before.to_be_bytes().to_vec()).rev() {
+            let (k, _) = kv.map_err(sled_err("listing cases"))?;
+            if k.len() != 24 {
+                return Err(StoreError::Corrupt("case_order"));
+            }
+            let seq = u64::from_be_bytes(
+                k[..8]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("case_order"))?,
+            );
+            let id: [u8; 16] = k[8..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("case_order"))?;
+            out.push((seq, CaseId::from_uuid(uuid::Uuid::from_bytes(id))));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The follower's cursor.
+    pub(crate) fn cursor(&self) -> Result<u64, StoreError> {
+        match self
+            .meta
+            .get(b"follow")
+            .map_err(sled_err("reading the cursor"))?
+        {
+            None => Ok(0),
+            Some(v) => Ok(u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("meta"))?,
+            )),
+        }
+    }
+
+    /// Moves the follower's cursor (not flushed: the follower's work is
+    /// idempotent, so redoing some after a crash is harmless).
+    pub(crate) fn set_cursor(&self, seq: u64) -> Result<(), StoreError> {
+        self.meta
+            .insert(b"follow", &seq.to_be_bytes()[..])
+            .map_err(sled_err("writing the cursor"))?;
+        Ok(())
+    }
+}
+
+/// A UUIDv7-shaped event id derived from `base` (its 48-bit time) and
+/// `parts`, so a retried step finds the event it already journaled (the bus
+/// derives receipt ids the same way).
+pub(crate) fn derived_id(base: &EventId, domain: &str, parts: &[&[u8]]) -> EventId {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new()
+        .chain_update(domain.as_bytes())
+        .chain_update(base.as_bytes());
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    let h = h.finalize();
+    let mut b = [0u8; 16];
+    b[..6].copy_from_slice(&base.as_bytes()[..6]);
+    b[6..].copy_from_slice(&h[..10]);
+    b[6] = (b[6] & 0x0f) | 0x70;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    EventId::from_uuid(uuid::Uuid::from_bytes(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_reserved_once_and_survives_reopen() {
+        let dir = std::env::temp_dir().join(format!("wm-agency-store-{}", EventId::new()));
+        let s = LocalStore::open(&dir).unwrap();
+        let a = IdemRecord {
+            event_id: "a".into(),
+            request_hash: "h".into(),
+            extra: vec![],
+        };
+        let b = IdemRecord {
+            event_id: "b".into(),
+            ..a.clone()
+        };
+        assert_eq!(s.reserve("OpenCase", "k", &a).unwrap(), a);
+        assert_eq!(s.reserve("OpenCase", "k", &b).unwrap(), a);
+        assert_eq!(
+            s.reserve("CloseCase", "k", &b).unwrap(),
+            b,
+            "scoped per rpc"
+        );
+        drop(s);
+        let s = LocalStore::open(&dir).unwrap();
+        assert_eq!(s.reserve("OpenCase", "k", &b).unwrap(), a);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn cases_list_newest_first() {
+        let dir = std::env::temp_dir().join(format!("wm-agency-cases-{}", EventId::new()));
+        let s = LocalStore::open(&dir).unwrap();
+        let (c1, c2) = (CaseId::new(), CaseId::new());
+        s.index_case(&c1, 1).unwrap();
+        s.index_case(&c2, 5).unwrap();
+        s.index_case(&c1, 9).unwrap();
+        let all = s.cases_before(u64::MAX, 10).unwrap();
+        assert_eq!(all, vec![(5, c2), (1, c1)]);
+        assert_eq!(s.cases_before(5, 10).unwrap(), vec![(1, c1)]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn derived_ids_are_v7_and_stable() {
+        let base = EventId::new();
+        let a = derived_id(&base, "x", &[b"shelter"]);
+        assert_eq!(a, derived_id(&base, "x", &[b"shelter"]));
+        assert_ne!(a, derived_id(&base, "x", &[b"ngo"]));
+        assert_eq!(a.as_uuid().get_version_num(), 7);
+        assert!(EventId::parse(&a.to_string()).is_ok());
+    }
+}
