@@ -1,6 +1,8 @@
 //! The node's gRPC server, exercised with real gRPC calls over TCP.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -19,9 +21,29 @@ use waymark_proto::v1::{SubscribeRequest, SubscribeResponse};
 use waymark_types::AgencyKind;
 
 /// A real inbox service whose `Subscribe` takes `delay`, then streams one item
-/// (with the requested cursor + 1) and ends.
+/// (with the requested cursor + 1) and ends. `started` counts calls that are
+/// in progress or done, so tests can wait for a request to be in flight.
 struct SlowInbox {
     delay: Duration,
+    started: Arc<AtomicUsize>,
+}
+
+impl SlowInbox {
+    fn new(delay: Duration) -> (Self, Arc<AtomicUsize>) {
+        let started = Arc::new(AtomicUsize::new(0));
+        (
+            Self {
+                delay,
+                started: started.clone(),
+            },
+            started,
+        )
+    }
+}
+
+/// Waits until a `SlowInbox` call is in flight.
+async fn wait_in_flight(started: &Arc<AtomicUsize>) {
+    poll(|| async { (started.load(Ordering::SeqCst) > 0).then_some(()) }).await;
 }
 
 #[tonic::async_trait]
@@ -33,6 +55,7 @@ impl InboxService for SlowInbox {
         &self,
         request: tonic::Request<SubscribeRequest>,
     ) -> Result<tonic::Response<Self::SubscribeStream>, tonic::Status> {
+        self.started.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         let item = SubscribeResponse {
             cursor: request.into_inner().after_cursor + 1,
@@ -126,9 +149,8 @@ async fn health_and_reflection_are_served_on_port_0() {
 #[tokio::test]
 async fn added_services_report_serving_and_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let services = Services::new().add_service(InboxServiceServer::new(SlowInbox {
-        delay: Duration::ZERO,
-    }));
+    let services =
+        Services::new().add_service(InboxServiceServer::new(SlowInbox::new(Duration::ZERO).0));
     assert_eq!(services.names(), ["waymark.v1.InboxService"]);
     let node = start(&config(&dir), services).await;
     let ch = channel(node.local_addr()).await;
@@ -177,9 +199,8 @@ async fn over_the_concurrency_limit_is_resource_exhausted() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&dir);
     cfg.grpc.max_concurrent_requests = 1;
-    let services = Services::new().add_service(InboxServiceServer::new(SlowInbox {
-        delay: Duration::from_millis(800),
-    }));
+    let (slow_inbox, started) = SlowInbox::new(Duration::from_secs(3));
+    let services = Services::new().add_service(InboxServiceServer::new(slow_inbox));
     let node = start(&cfg, services).await;
     let ch = channel(node.local_addr()).await;
 
@@ -190,12 +211,13 @@ async fn over_the_concurrency_limit_is_resource_exhausted() {
             .await
             .map(drop)
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
+    wait_in_flight(&started).await;
+    let asked = Instant::now();
     let status = health(ch.clone(), "").await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    // Queued, it would wait for the 3 s request to finish.
     assert!(
-        started.elapsed() < Duration::from_millis(400),
+        asked.elapsed() < Duration::from_millis(1500),
         "shed at once, not queued"
     );
 
@@ -209,10 +231,9 @@ async fn shutdown_drains_in_flight_requests_and_refuses_new_connections() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&dir);
     cfg.shutdown.drain_delay = Duration::from_millis(300);
-    cfg.shutdown.grace_period = Duration::from_secs(5);
-    let services = Services::new().add_service(InboxServiceServer::new(SlowInbox {
-        delay: Duration::from_millis(1200),
-    }));
+    cfg.shutdown.grace_period = Duration::from_secs(10);
+    let (slow_inbox, started_calls) = SlowInbox::new(Duration::from_secs(3));
+    let services = Services::new().add_service(InboxServiceServer::new(slow_inbox));
     let node = start(&cfg, services).await;
     let addr = node.local_addr();
     let shutdown = node.shutdown().clone();
@@ -241,7 +262,7 @@ async fn shutdown_drains_in_flight_requests_and_refuses_new_connections() {
             .into_inner();
         Ok::<_, tonic::Status>(s.next().await.expect("one item")?.cursor)
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_in_flight(&started_calls).await;
 
     let started = Instant::now();
     let waiting = tokio::spawn(node.wait());
@@ -262,9 +283,17 @@ async fn shutdown_drains_in_flight_requests_and_refuses_new_connections() {
     );
 
     // After it: the listener is closed, new connections are refused ...
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let refused = tokio::net::TcpStream::connect(addr).await;
-    assert!(refused.is_err(), "new connection accepted while draining");
+    poll(|| async {
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !in_flight.is_finished(),
+        "the listener must close while the request is still in flight"
+    );
 
     // ... while the in-flight request still completes.
     assert_eq!(
@@ -276,7 +305,7 @@ async fn shutdown_drains_in_flight_requests_and_refuses_new_connections() {
     );
     waiting.await.unwrap().expect("clean shutdown");
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(10),
         "within the grace period"
     );
     assert!(
