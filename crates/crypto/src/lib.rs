@@ -9,7 +9,8 @@
 //!
 //! Modules, one noun each: [`keys`] (key material, key ids, key files),
 //! [`envelope`] (PAE and signing), [`keyring`] (verification against trusted
-//! keys with validity windows, single and batched). Encryption to a recipient
+//! keys with validity windows, single and batched), [`manifest`] (the signed
+//! federation manifest: members, keys, rotation and revocation). Encryption to a recipient
 //! agency (HPKE) will be added as its own module.
 //!
 //! # Invariants
@@ -27,6 +28,7 @@
 pub mod envelope;
 pub mod keyring;
 pub mod keys;
+pub mod manifest;
 mod time;
 
 pub use envelope::{pae, sign_envelope};

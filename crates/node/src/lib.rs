@@ -54,6 +54,8 @@ pub mod telemetry;
 
 pub use config::{ConfigError, NodeArgs, NodeConfig, load};
 pub use node::{RunError, RunningNode, run};
-pub use process::{EXIT_CONFIG, EXIT_FAILURE, NodeError, exit_code_for, main_with, parse_args};
+pub use process::{
+    EXIT_CONFIG, EXIT_FAILURE, NodeError, exit_code_for, main_with, main_with_checks, parse_args,
+};
 pub use server::{MaxRequestSize, Services};
 pub use shutdown::{BoxError, Shutdown, ShutdownError};

@@ -72,7 +72,26 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Into<BoxError>,
 {
-    match try_main(args, app) {
+    main_with_checks(
+        args,
+        |_| Ok(()),
+        |config, (), shutdown| app(config, shutdown),
+    )
+}
+
+/// [`main_with`] with a service's own start-up checks: `check` runs right
+/// after the configuration loads, before `--check-config` answers and before
+/// anything is bound, and what it prepares (keys, manifests read from disk)
+/// is handed to `app`. Its problems exit with [`EXIT_CONFIG`] like any other
+/// configuration error.
+pub fn main_with_checks<T, C, F, Fut, E>(args: &NodeArgs, check: C, app: F) -> ExitCode
+where
+    C: FnOnce(&NodeConfig) -> Result<T, ConfigError>,
+    F: FnOnce(NodeConfig, T, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<BoxError>,
+{
+    match try_main(args, check, app) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let code = exit_code_for(&error);
@@ -83,13 +102,15 @@ where
     }
 }
 
-fn try_main<F, Fut, E>(args: &NodeArgs, app: F) -> Result<(), NodeError>
+fn try_main<T, C, F, Fut, E>(args: &NodeArgs, check: C, app: F) -> Result<(), NodeError>
 where
-    F: FnOnce(NodeConfig, Shutdown) -> Fut,
+    C: FnOnce(&NodeConfig) -> Result<T, ConfigError>,
+    F: FnOnce(NodeConfig, T, Shutdown) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: Into<BoxError>,
 {
     let config = load(args)?;
+    let prepared = check(&config)?;
     if args.check_config {
         let text = toml::to_string_pretty(&config).unwrap_or_else(|e| format!("# {e}\n"));
         let _ = write!(std::io::stdout(), "# configuration is valid\n{text}");
@@ -111,7 +132,7 @@ where
         );
         let shutdown = Shutdown::new();
         shutdown.trigger_on_signals().map_err(NodeError::Signals)?;
-        let result = app(config, shutdown)
+        let result = app(config, prepared, shutdown)
             .await
             .map_err(|e| NodeError::Service(e.into()));
         telemetry.shutdown();

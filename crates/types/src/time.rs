@@ -23,6 +23,39 @@ impl Timestamp {
     /// Milliseconds in one day.
     pub const DAY_MS: i64 = 86_400_000;
 
+    /// The UTC instant `year-month-day hour:minute:second.millis` of the
+    /// proleptic Gregorian calendar, or `None` if a field is out of range
+    /// (month 1–12, day valid for the month, hour < 24, minute < 60,
+    /// second < 60, millis < 1000). The inverse of [`Display`](fmt::Display).
+    pub fn from_utc(
+        year: i64,
+        month: u32,
+        day: u32,
+        hms: (u32, u32, u32),
+        millis: u32,
+    ) -> Option<Self> {
+        let (h, mi, s) = hms;
+        if !(1..=12).contains(&month)
+            || day == 0
+            || h >= 24
+            || mi >= 60
+            || s >= 60
+            || millis >= 1000
+        {
+            return None;
+        }
+        let days = days_from_civil(year, month, day);
+        if civil_from_days(days) != (year, month, day) {
+            return None;
+        }
+        let secs = days
+            .checked_mul(86_400)?
+            .checked_add(i64::from(h * 3600 + mi * 60 + s))?;
+        secs.checked_mul(1000)?
+            .checked_add(i64::from(millis))
+            .map(Self)
+    }
+
     /// From milliseconds since the Unix epoch.
     pub const fn from_millis(ms: i64) -> Self {
         Self(ms)
@@ -72,6 +105,18 @@ impl fmt::Display for Timestamp {
 }
 
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
@@ -88,6 +133,32 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_utc_inverts_display() {
+        for ms in [0, 1, 951_782_400_000, 1_795_000_000_123, -86_400_001] {
+            let t = Timestamp(ms);
+            let s = t.to_string();
+            let n = |a: usize, b: usize| s[a..b].parse::<u32>().unwrap();
+            let y: i64 = s[..4].parse().unwrap_or(1969);
+            let back = Timestamp::from_utc(
+                y,
+                n(5, 7),
+                n(8, 10),
+                (n(11, 13), n(14, 16), n(17, 19)),
+                n(20, 23),
+            );
+            assert_eq!(back, Some(t), "{s}");
+        }
+        assert_eq!(Timestamp::from_utc(2026, 2, 29, (0, 0, 0), 0), None);
+        assert_eq!(
+            Timestamp::from_utc(2024, 2, 29, (0, 0, 0), 0)
+                .map(|t| t.to_string())
+                .as_deref(),
+            Some("2024-02-29T00:00:00.000Z")
+        );
+        assert_eq!(Timestamp::from_utc(2026, 13, 1, (0, 0, 0), 0), None);
+    }
 
     #[test]
     fn formats_rfc3339() {

@@ -48,6 +48,28 @@ pub struct NodeConfig {
     pub telemetry: TelemetryConfig,
     /// The shutdown protocol's timings.
     pub shutdown: ShutdownConfig,
+    /// The federation this agency belongs to.
+    pub federation: FederationConfig,
+}
+
+/// `[federation]`: the signed manifest naming the member agencies and their
+/// keys, the authority trusted to sign it, and the rule set this agency
+/// applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// The federation manifest (`federation.toml`; its signature is the
+    /// `.sig` file beside it). An agency service refuses to start without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_file: Option<PathBuf>,
+    /// The federation authority's Ed25519 public key, 64 hex digits: the only
+    /// key whose manifest signature this node accepts. Required with
+    /// `manifest_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_key: Option<String>,
+    /// The rule set this agency records under, `name@version`. Default
+    /// `coe-cets197@1`.
+    pub rule_set: String,
 }
 
 /// `[agency]`: the identity of the agency this node serves. All keys required.
@@ -100,6 +122,9 @@ pub struct NatsConfig {
     pub tls_key_file: Option<PathBuf>,
     /// JetStream stream carrying the events. Default `WAYMARK`.
     pub stream: String,
+    /// Copies the agency keeps of each stream it creates (1, or 3 on a
+    /// three-node cluster). Default 1.
+    pub stream_replicas: usize,
 }
 
 /// `[journal]`: the local journal.

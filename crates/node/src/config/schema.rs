@@ -10,8 +10,8 @@ use toml::Value;
 use waymark_types::{AgencyId, AgencyKind};
 
 use super::{
-    AgencyConfig, GrpcConfig, JournalConfig, KeysConfig, LogFormat, NatsConfig, NodeConfig,
-    ShutdownConfig, TelemetryConfig,
+    AgencyConfig, FederationConfig, GrpcConfig, JournalConfig, KeysConfig, LogFormat, NatsConfig,
+    NodeConfig, ShutdownConfig, TelemetryConfig,
 };
 
 /// How a string from the environment or a flag becomes a TOML value.
@@ -89,6 +89,7 @@ pub(super) const KEYS: &[Key] = &[
     key("nats.tls_cert_file", Str, Defaulted, existing_file),
     key("nats.tls_key_file", Str, Defaulted, existing_file),
     key("nats.stream", Str, Defaulted, stream_name),
+    key("nats.stream_replicas", Int, Defaulted, int::<1, 5>),
     key("journal.data_dir", Str, Required, non_empty_path),
     key(
         "journal.checkpoint_every_entries",
@@ -122,6 +123,9 @@ pub(super) const KEYS: &[Key] = &[
         Defaulted,
         int::<0, 3_600_000>,
     ),
+    key("federation.manifest_file", Str, Defaulted, existing_file),
+    key("federation.authority_key", Str, Defaulted, hex_key),
+    key("federation.rule_set", Str, Defaulted, rule_set_ref),
 ];
 
 /// Looks a key up by its dotted path.
@@ -163,6 +167,7 @@ pub(super) fn defaults_only() -> NodeConfig {
             tls_cert_file: None,
             tls_key_file: None,
             stream: "WAYMARK".to_owned(),
+            stream_replicas: 1,
         },
         journal: JournalConfig {
             data_dir: PathBuf::new(),
@@ -183,6 +188,11 @@ pub(super) fn defaults_only() -> NodeConfig {
             drain_delay: Duration::ZERO,
             grace_period: Duration::from_secs(20),
         },
+        federation: FederationConfig {
+            manifest_file: None,
+            authority_key: None,
+            rule_set: "coe-cets197@1".to_owned(),
+        },
     }
 }
 
@@ -200,6 +210,12 @@ pub(super) fn cross_checks(c: &NodeConfig) -> Vec<(&'static str, String)> {
             "is set but nats.tls_cert_file is not: mutual TLS needs both".to_owned(),
         )),
         _ => {}
+    }
+    if c.federation.manifest_file.is_some() && c.federation.authority_key.is_none() {
+        out.push((
+            "federation.authority_key",
+            "is required with federation.manifest_file: a manifest is trusted only when signed by a pinned authority".to_owned(),
+        ));
     }
     if c.telemetry.metrics_listen.is_some()
         && c.telemetry.metrics_listen == Some(c.grpc.listen)
@@ -298,6 +314,37 @@ fn stream_name(v: &Value) -> Result<(), String> {
     }
 }
 
+fn hex_key(v: &Value) -> Result<(), String> {
+    let s = as_str(v)?;
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not an Ed25519 public key: expected 64 hex digits",
+            shown(s)
+        ))
+    }
+}
+
+fn rule_set_ref(v: &Value) -> Result<(), String> {
+    let s = as_str(v)?;
+    let ok = s.split_once('@').is_some_and(|(name, version)| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && version.parse::<u32>().is_ok_and(|v| v > 0)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a rule set reference: expected name@version, e.g. coe-cets197@1",
+            shown(s)
+        ))
+    }
+}
+
 fn non_empty_path(v: &Value) -> Result<(), String> {
     if as_str(v)?.trim().is_empty() {
         Err("must not be empty".to_owned())
@@ -370,6 +417,8 @@ mod tests {
         full.nats.tls_key_file = Some("c".into());
         full.telemetry.otlp_endpoint = Some("http://c".into());
         full.telemetry.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 9)));
+        full.federation.manifest_file = Some("c".into());
+        full.federation.authority_key = Some("c".into());
         let table = toml::Table::try_from(full).unwrap();
         let mut serde_keys: Vec<String> = table
             .iter()
