@@ -59,9 +59,12 @@ mod follow;
 mod handover_svc;
 mod inbox_svc;
 mod journal_svc;
+pub mod process;
 mod referral_svc;
 mod state;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod views;
 mod write;
 

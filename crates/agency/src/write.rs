@@ -14,18 +14,31 @@
 //! - two concurrent calls with one key send the same event id, and the
 //!   journal's dedup by event id keeps one (the other answers `replayed`);
 //! - the same key with a different request is `INVALID_ARGUMENT`.
+//!
+//! # For agency-specific services
+//! The five agency services (`services/*`) record through the same
+//! [`Recorder`]: [`Recorder::record_case_event`] is the whole write path of
+//! a pathway RPC; [`Recorder::event_with_send_to`] and
+//! [`Recorder::agency_event`] build events for [`Recorder::record`]. Their
+//! queries read this agency's own journal: [`Recorder::case_state`] (one
+//! case's policy view) and [`Recorder::facts_after`] (every fact, in journal
+//! order, to keep a read model in step).
 
 use std::sync::Arc;
 
 use prost::Message;
 use sha2::{Digest, Sha256};
+use waymark_bus::subjects::SubjectKind;
 use waymark_crypto::proto_from_timestamp;
 use waymark_policy::wire::vocab::agency_kind_to_proto;
+use waymark_policy::{CaseState, RuleSet};
 use waymark_proto::v1 as pb;
-use waymark_types::{CaseId, EventId, Timestamp};
+use waymark_types::{AgencyId, CaseId, EventId, Timestamp};
 
 use crate::agency::Core;
+use crate::common::{self, apply_send_to, case_info, field_map};
 use crate::error::ApiError;
+use crate::state::decode_event;
 use crate::store::IdemRecord;
 
 /// Longest accepted idempotency key, in characters (requests.proto).
@@ -76,6 +89,162 @@ impl Recorder {
     ) -> Result<Recorded, ApiError> {
         record(&self.0, rpc, key, request, build, fields).await
     }
+
+    /// This agency's id.
+    pub fn agency(&self) -> &AgencyId {
+        &self.0.me
+    }
+
+    /// The rule set this agency records new events under (checked to exist
+    /// when the agency started), e.g. for defaults that depend on it.
+    ///
+    /// # Errors
+    /// `INTERNAL` if the registry no longer holds it (a bug).
+    pub fn rule_set(&self) -> Result<&RuleSet, ApiError> {
+        self.0.rules.get(&self.0.rule_set).ok_or_else(|| {
+            ApiError::Internal(format!("rule set {} is not loaded", self.0.rule_set))
+        })
+    }
+
+    /// Like [`Recorder::event`], and when `send_to` is given, addressed to
+    /// its recipient with its purpose, basis and shares (a disclosure the
+    /// bus checks before anything is journaled). Without `send_to` the event
+    /// stays in this agency's journal.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a malformed recipient, `NOT_FOUND` for one the
+    /// federation directory does not know, `FAILED_PRECONDITION`
+    /// (`sealing.unavailable`) for `send_to.personal` until sealing exists.
+    pub fn event_with_send_to(
+        &self,
+        id: EventId,
+        case: CaseId,
+        body: pb::event::Body,
+        send_to: Option<&pb::SendTo>,
+    ) -> Result<pb::Event, ApiError> {
+        let mut e = new_event(&self.0, id, case, body);
+        if let Some(s) = send_to {
+            apply_send_to(&self.0, &mut e, Some(s))?;
+        }
+        Ok(e)
+    }
+
+    /// An agency-level event (empty `case_id`, no recipient), e.g.
+    /// `capacity_updated`.
+    pub fn agency_event(&self, id: EventId, body: pb::event::Body) -> pb::Event {
+        let mut e = new_event(&self.0, id, CaseId::new(), body);
+        e.case_id.clear();
+        e
+    }
+
+    /// This agency's view of `case`: the policy state folded from its own
+    /// journal (for reads and defaults; the bus checks every write again).
+    ///
+    /// # Errors
+    /// `NOT_FOUND` when the journal holds nothing about the case;
+    /// `UNAVAILABLE` when the journal cannot be read.
+    pub async fn case_state(&self, case: CaseId) -> Result<CaseState, ApiError> {
+        Ok(case_info(&self.0, case).await?.state)
+    }
+
+    /// The one call behind an agency-specific recording RPC about a case:
+    /// parses `case_id` (the request's field of that name), answers
+    /// `NOT_FOUND` for a case this agency does not know, builds the event
+    /// with `body` (and `send_to`, see [`Recorder::event_with_send_to`]) and
+    /// records it under the idempotency key of `rpc` (see [`Recorder::record`]).
+    /// Field paths in the bus's `INVALID_ARGUMENT` details are mapped to the
+    /// request's: `body.<kind>.<field>` → `<field>` (every agency request
+    /// names its fields as the body does), `basis...` → `send_to.basis...`.
+    ///
+    /// # Errors
+    /// Any [`ApiError`]; rule violations are `FAILED_PRECONDITION` (or
+    /// `PERMISSION_DENIED` for this agency's kind) naming the rule.
+    pub async fn record_case_event(
+        &self,
+        rpc: &'static str,
+        key: &str,
+        request: &impl Message,
+        case_id: &str,
+        body: pb::event::Body,
+        send_to: Option<&pb::SendTo>,
+    ) -> Result<pb::RecordedEvent, ApiError> {
+        let case = common::case_id("case_id", case_id)?;
+        case_info(&self.0, case).await?;
+        let token = SubjectKind::of_event(&pb::Event {
+            body: Some(body.clone()),
+            ..Default::default()
+        })
+        .map_or("", SubjectKind::as_str);
+        let fields = move |path: &str| request_field(token, path);
+        let (me, send_to) = (self.clone(), send_to.cloned());
+        let done = record(
+            &self.0,
+            rpc,
+            key,
+            request,
+            move |id| me.event_with_send_to(id, case, body, send_to.as_ref()),
+            &fields,
+        )
+        .await?;
+        Ok(done.recorded)
+    }
+
+    /// Facts in this agency's journal after seq `after`, reading at most
+    /// `limit` entries: the events it originated or accepted, each with its
+    /// seq, a forward replaced by the event it carries. Quarantined input,
+    /// checkpoints and witness entries are skipped. Returns the facts and the
+    /// seq of the last entry read (`after` when there is nothing new), from
+    /// which to continue; for agency-specific read models kept in step with
+    /// the journal.
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` when the journal cannot be read.
+    pub async fn facts_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, pb::Event)>, u64), ApiError> {
+        blocking(&self.0, move |c| {
+            let size = c.journal.size()?;
+            let to = size.min(after.saturating_add(limit as u64));
+            let mut out = Vec::new();
+            for seq in after.saturating_add(1)..=to {
+                let Some(bytes) = c.journal.entry(seq)? else {
+                    continue;
+                };
+                let Ok(entry) = pb::JournalEntry::decode(bytes.as_slice()) else {
+                    continue;
+                };
+                let fact = entry.kind == pb::EntryKind::Originated as i32
+                    || entry.kind == pb::EntryKind::Received as i32;
+                let Some(e) = fact.then(|| decode_event(&entry.envelope)).flatten() else {
+                    continue;
+                };
+                let e = match &e.body {
+                    Some(pb::event::Body::Forwarded(f)) => match decode_event(&f.envelope) {
+                        Some(inner) => inner,
+                        None => continue,
+                    },
+                    _ => e,
+                };
+                out.push((seq, e));
+            }
+            Ok((out, to.max(after)))
+        })
+        .await
+    }
+}
+
+/// The request field of an event field path, for a request whose fields
+/// are named as the body `body.<token>`'s (see [`Recorder::record_case_event`]).
+fn request_field(token: &str, path: &str) -> Option<String> {
+    let f = field_map("body", "")(path)?;
+    Some(
+        match f.strip_prefix(token).and_then(|r| r.strip_prefix('.')) {
+            Some(rest) if !token.is_empty() && !rest.is_empty() => rest.to_owned(),
+            _ => f,
+        },
+    )
 }
 
 pub(crate) fn new_event(
@@ -201,4 +370,29 @@ pub(crate) fn hex(b: &[u8]) -> String {
             let _ = write!(s, "{x:02x}");
             s
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agency_request_fields_are_named_as_the_body() {
+        let f = |p| request_field("signal_received", p);
+        assert_eq!(
+            f("body.signal_received.channel").as_deref(),
+            Some("channel")
+        );
+        assert_eq!(
+            f("body.signal_received.forms[1]").as_deref(),
+            Some("forms[1]")
+        );
+        assert_eq!(f("case_id").as_deref(), Some("case_id"));
+        assert_eq!(
+            f("basis.legal.justification").as_deref(),
+            Some("send_to.basis.legal.justification")
+        );
+        assert_eq!(f("purpose").as_deref(), Some("send_to.purpose"));
+        assert_eq!(f("occurred_at"), None, "kept as event.occurred_at");
+    }
 }

@@ -177,7 +177,16 @@ impl CaseState {
     fn check_return(&self, cx: &Cx<'_>, departure_at: Timestamp) -> Result<(), Violation> {
         let p = &self.pathway;
         let ok = p.risk.is_some_and(|r| r.best_interests_ok);
-        if self.presumed_child() && !ok {
+        // An agency that has not seen the case's opening (it learned of the
+        // case through a referral or handover) does not know the person's
+        // age, so it presumes a child (CETS 197 Art. 10(3)): fail closed.
+        let age_unknown = self.opened.is_none();
+        if (self.presumed_child() || age_unknown) && !ok {
+            let who = if age_unknown && !self.presumed_child() {
+                "The person's age is unknown to this agency (it has not seen the case's opening), so they are presumed a child (CETS 197 Art. 10(3))"
+            } else {
+                "The person is a child or presumed a child"
+            };
             let found = match p.risk {
                 Some(r) => format!(
                     "the latest assessment ({}) found return not in the child's best interests",
@@ -188,7 +197,7 @@ impl CaseState {
             return Err(cx.deny(
                 Rule::Art16ChildBestInterests,
                 format!(
-                    "The person is a child or presumed a child, and {found}. A child may not be returned unless \
+                    "{who}, and {found}. A child may not be returned unless \
                      a risk and security assessment finds return in the child's best interests \
                      (CETS 197 Art. 16(7)). Record a favourable assessment first, or plan an alternative."
                 ),

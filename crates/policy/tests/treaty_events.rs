@@ -647,3 +647,79 @@ fn a_local_view_is_introduced_to_a_case_by_the_first_event_it_receives() {
         "case.not_opened"
     );
 }
+
+/// An agency that learned of a case through a handover never saw its
+/// opening: the person's age is unknown there, so they are presumed a child
+/// (CETS 197 Art. 10(3)) and no return is scheduled without a favourable
+/// best-interests assessment, even at the person's own request.
+#[test]
+fn cets197_art10_3_age_unknown_in_a_local_view_is_presumed_child_for_return() {
+    let rules = RuleSet::coe_cets197_v1();
+    let mut shelter_side = Case::opened_by(&shelter(), rules.clone());
+    let offer = shelter_side.event(
+        &shelter(),
+        Some(&desk()),
+        day(0),
+        Some(legal(
+            LegalBasis::VitalInterests,
+            JUSTIFICATION,
+            Purpose::Return,
+        )),
+        Body::HandoverOffered {
+            to: desk().id,
+            expires_at: day(3),
+        },
+    );
+    shelter_side.state.apply(&offer, &rules).unwrap();
+    let mut desk_side = Case {
+        state: CaseState::new(case_id(), View::Agency(desk().id)),
+        rules: rules.clone(),
+        next: shelter_side.next,
+    };
+    desk_side.state.apply(&offer, &rules).unwrap();
+    desk_side.ok(
+        &desk(),
+        None,
+        day(1),
+        None,
+        Body::ReturnRequested {
+            requested_by_person: true,
+        },
+    );
+    let v = desk_side.refused(
+        &desk(),
+        None,
+        day(2),
+        None,
+        Body::ReturnScheduled {
+            departure_at: day(10),
+        },
+    );
+    assert_refusal(
+        &v,
+        "treaty.art16_7_child_best_interests",
+        "The person's age is unknown to this agency (it has not seen the case's opening), so they are presumed a \
+         child (CETS 197 Art. 10(3)), and no best-interests risk assessment is recorded. A child may not be \
+         returned unless a risk and security assessment finds return in the child's best interests (CETS 197 \
+         Art. 16(7)). Record a favourable assessment first, or plan an alternative.",
+    );
+    desk_side.ok(
+        &desk(),
+        None,
+        day(3),
+        None,
+        Body::ReturnRiskAssessed {
+            best_interests_ok: true,
+            child: false,
+        },
+    );
+    desk_side.ok(
+        &desk(),
+        None,
+        day(4),
+        None,
+        Body::ReturnScheduled {
+            departure_at: day(10),
+        },
+    );
+}

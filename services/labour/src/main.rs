@@ -1,0 +1,7 @@
+//! `waymark-labour`: the labour agency service. Serves the common Waymark services
+//! and this kind's own over gRPC; see `waymark_agency::process` for flags,
+//! start-up checks and exit codes (`--help` lists the flags).
+
+fn main() -> std::process::ExitCode {
+    waymark_agency::process::main(waymark_types::AgencyKind::Labour, waymark_labour::add_to)
+}

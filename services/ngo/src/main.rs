@@ -1,0 +1,7 @@
+//! `waymark-ngo`: the ngo agency service. Serves the common Waymark services
+//! and this kind's own over gRPC; see `waymark_agency::process` for flags,
+//! start-up checks and exit codes (`--help` lists the flags).
+
+fn main() -> std::process::ExitCode {
+    waymark_agency::process::main(waymark_types::AgencyKind::Ngo, waymark_ngo::add_to)
+}

@@ -1,0 +1,10 @@
+//! `waymark-returndesk`: the returndesk agency service. Serves the common Waymark services
+//! and this kind's own over gRPC; see `waymark_agency::process` for flags,
+//! start-up checks and exit codes (`--help` lists the flags).
+
+fn main() -> std::process::ExitCode {
+    waymark_agency::process::main(
+        waymark_types::AgencyKind::ReturnDesk,
+        waymark_returndesk::add_to,
+    )
+}

@@ -1,0 +1,7 @@
+//! `waymark-shelter`: the shelter agency service. Serves the common Waymark services
+//! and this kind's own over gRPC; see `waymark_agency::process` for flags,
+//! start-up checks and exit codes (`--help` lists the flags).
+
+fn main() -> std::process::ExitCode {
+    waymark_agency::process::main(waymark_types::AgencyKind::Shelter, waymark_shelter::add_to)
+}
