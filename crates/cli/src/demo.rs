@@ -1,132 +1,128 @@
-//! `waymark demo`: the current working slice of the system.
-//!
-//! Until the agency services and the bus are wired into processes, the demo
-//! runs a federation of three agencies (police and two shelters) in one process: every event is signed,
-//! checked by the policy core in the sender's and the receiver's own view,
-//! journaled durably (fsync) at both, and acknowledged with a signed receipt
-//! that completes the sender's outbox item. At the end every journal is
-//! checkpointed, exported to `<data-dir>/exports/<agency>.wmj` and verified
-//! from the export file alone, as an auditor would.
+//! `waymark demo`: the README's main job. Starts the sample federation
+//! (a supervised `nats-server` and one process per agency), drives the demo
+//! cases through it over gRPC with a progress bar, checks every case at
+//! every agency, prints a per-case custody summary, and leaves each
+//! agency's journal and a verified export under the data directory for
+//! `waymark audit`.
 
-mod federation;
-mod scenario;
-
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use waymark_journal::{ExportMeta, export, verify_export};
-use waymark_proto::v1 as pb;
-use waymark_types::Timestamp;
-
-use federation::Federation;
+use indicatif::{ProgressBar, ProgressStyle};
+use waymark_federation::demo::{self, DemoOptions, Outcome, Progress};
+use waymark_federation::{AgencyProgram, Federation, LaunchOptions};
 
 /// `waymark demo`
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Where journals, keys and exports are written. Must not hold an earlier
-    /// demo run (journals are append-only).
+    /// Where keys, journals, logs and exports are written. A later run in
+    /// the same directory continues the same federation (journals are
+    /// append-only).
     #[arg(long, default_value = ".waymark/demo")]
     data_dir: PathBuf,
-    /// How many cases to drive through the federation.
+    /// How many cases to drive through the federation (stories cycle every 6).
     #[arg(long, default_value_t = 20)]
     cases: usize,
+    /// Cases driven at the same time.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn case_done(&self, done: usize, total: usize, o: &Outcome) {
+        self.0.set_length(total as u64);
+        self.0.set_position(done as u64);
+        self.0.set_message(format!("{:?}", o.story));
+    }
+    fn phase(&self, what: &str) {
+        self.0.println(format!("  {what}"));
+    }
 }
 
 /// Runs the demo.
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    if args.data_dir.join("journals").exists() {
-        anyhow::bail!(
-            "{} already holds a demo run; journals are append-only, so choose a new --data-dir or remove it",
-            args.data_dir.display()
-        );
-    }
-    let mut fed = Federation::open(&args.data_dir, scenario::MEMBERS)?;
     writeln!(
         out,
-        "waymark demo: {} agencies, {} cases, data in {}",
-        fed.agencies.len(),
-        args.cases,
+        "waymark demo: starting the sample federation in {}",
         args.data_dir.display()
     )?;
-
-    // Simulated time: the cases start 60 days ago, one a day.
-    let start = Timestamp::now().plus_days(-60);
-    let mut reports = Vec::new();
-    for i in 0..args.cases {
-        let report = scenario::run_case(&mut fed, i, start.plus_days(i64::try_from(i)?))
-            .with_context(|| format!("case {} of the story", i + 1))?;
-        write!(out, "\r  cases driven: {}/{}", i + 1, args.cases)?;
-        out.flush()?;
-        reports.push(report);
+    let fed = Federation::start(LaunchOptions::sample(
+        &args.data_dir,
+        AgencyProgram::this_executable()?,
+    ))
+    .await?;
+    writeln!(out, "  nats-server   {}", fed.nats_url())?;
+    for e in fed.endpoints().values() {
+        writeln!(out, "  {:<20} {:<10} {}", e.id.as_str(), e.kind, e.url())?;
     }
-    writeln!(out)?;
+    let bar = ProgressBar::new(args.cases as u64);
+    bar.set_style(
+        ProgressStyle::with_template("  cases [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let opts = DemoOptions {
+        cases: args.cases,
+        concurrency: args.concurrency,
+    };
+    let result = demo::run(&fed, &opts, Arc::new(Bar(bar.clone()))).await;
+    bar.finish_and_clear();
+    let stopped = fed.stop().await;
+    let report = result?;
+    stopped.context("stopping the federation")?;
 
-    writeln!(out, "\nper-case custody summary (police view):")?;
-    writeln!(out, "  {:<36}  {:<18}  story", "case", "custodian")?;
-    for r in &reports {
+    writeln!(out, "\nper-case custody summary:")?;
+    writeln!(out, "  {:<36}  {:<20}  story", "case", "custodian")?;
+    for o in &report.outcomes {
         writeln!(
             out,
-            "  {:<36}  {:<18}  {}",
-            r.case,
-            r.custodian,
-            r.story.describe()
+            "  {:<36}  {:<20}  {}",
+            o.case,
+            o.custodian,
+            o.story.describe()
         )?;
-        for (rule, reason) in &r.refusals {
-            writeln!(out, "      refused by {rule}: {reason}")?;
+        for r in &o.refusals {
+            writeln!(out, "      refused by rule {r}")?;
         }
-        for note in &r.notes {
-            writeln!(out, "      {note}")?;
+        for n in &o.notes {
+            writeln!(out, "      {n}")?;
         }
     }
-
     writeln!(
         out,
-        "\njournals, exported and verified from the export files:"
+        "\nevery case checked at every agency: custodians agree, and no agency knows a case it was not told about."
     )?;
-    let now = Timestamp::now();
-    let exports = args.data_dir.join("exports");
-    std::fs::create_dir_all(&exports)?;
-    for agency in &fed.agencies {
-        agency.journal.checkpoint_now(now)?;
-        let path = exports.join(format!("{}.wmj", agency.id));
-        let meta = ExportMeta {
-            agency_kind: agency.kind,
-            keys: vec![pb::PublicKey {
-                key_id: agency.key.key_id().to_string(),
-                ed25519: agency.key.public_key().as_bytes().to_vec(),
-                valid_from: Some(waymark_crypto::proto_from_timestamp(
-                    Timestamp::from_millis(0),
-                )),
-                valid_until: None,
-            }],
-            exported_at: now,
-        };
-        let mut w = BufWriter::new(
-            File::create(&path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        export(&agency.journal, &mut w, &meta)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        let summary = verify_export(BufReader::new(File::open(&path)?), &fed.keys)
-            .with_context(|| format!("verifying {}", path.display()))?;
+    writeln!(
+        out,
+        "\njournals exported over gRPC and verified from the files:"
+    )?;
+    for e in &report.exports {
         writeln!(
             out,
-            "  {:<20} {:>5} entries  {:>2} checkpoint(s)  {:>5} signatures verified  root {}",
-            agency.id.as_str(),
-            summary.entries,
-            summary.checkpoints,
-            summary.signatures_checked,
-            hex::encode(&summary.root[..8])
+            "  {:<20} {:>5} entries  {:>3} checkpoints  {:>5} signatures  {}",
+            e.agency,
+            e.summary.entries,
+            e.summary.checkpoints,
+            e.summary.signatures_checked,
+            e.path.display()
         )?;
     }
     writeln!(
         out,
-        "\nexports in {}; every journal verified.",
-        exports.display()
+        "\naudit them with: waymark audit {}",
+        args.data_dir.join("exports").display()
     )?;
     Ok(ExitCode::SUCCESS)
 }

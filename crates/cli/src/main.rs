@@ -1,8 +1,10 @@
 //! `waymark`: the one command-line tool of the project.
 //!
-//! Subcommands grow with the project: `demo` (the working slice) and `keys`
-//! (agency signing keys) today; `audit`, `up` and `bench` as their pieces land. `main` only parses
-//! flags and maps errors to exit codes; each subcommand lives in its own module.
+//! Subcommands: `up` (the local sample federation), `demo` (the README's
+//! main job), `audit` (verify exported journals), `keys` (agency signing
+//! keys), and `serve` (one agency process, what `up` starts). `main` only
+//! parses flags and maps errors to exit codes; each subcommand lives in its
+//! own module.
 //!
 //! Exit codes follow sysexits: 0 success, 1 a finding or failure of the work
 //! itself, 64 bad usage or configuration, 74 an I/O error.
@@ -16,6 +18,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod demo;
 mod keys;
+mod up;
 
 /// Waymark: a verifiable referral, consent and custody bus for the agencies of
 /// a national referral mechanism for victims of trafficking.
@@ -28,9 +31,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the current working slice: a federation of agencies exchanging
-    /// signed, policy-checked events, journaled, exported and verified.
+    /// Start the sample federation (nats-server and one process per agency),
+    /// drive the demo cases through it over gRPC, check them, and export and
+    /// verify every journal.
     Demo(demo::DemoArgs),
+    /// Start the sample federation and keep it running until Ctrl-C.
+    Up(up::UpArgs),
+    /// Run one agency process (what `up` starts for each agency).
+    Serve(waymark_federation::ServeArgs),
     /// Verify every journal export (*.wmj) in a directory: integrity,
     /// witnesses, two-party links and policy replay; custody timelines.
     Audit(audit::AuditArgs),
@@ -45,6 +53,8 @@ fn main() -> ExitCode {
         Command::Audit(args) => audit::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Up(args) => up::run(args),
+        Command::Serve(args) => return waymark_federation::serve(&args),
     };
     match result {
         Ok(code) => code,

@@ -153,6 +153,19 @@ impl NatsServer {
         log_tail(&self.log_path, self.log_offset)
     }
 
+    /// Whether the server process has exited on its own (crashed or was
+    /// killed from outside), reaping it if so; `false` while it runs and
+    /// after [`kill`](Self::kill) or [`stop`](Self::stop). For supervisors.
+    pub fn exited(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(_)) | Err(_)) => {
+                self.child = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Kills the server with SIGKILL (a crash: nothing is flushed) and reaps it.
     /// Does nothing if it is not running.
     ///
