@@ -65,7 +65,13 @@ async fn run_async(args: DemoArgs) -> anyhow::Result<ExitCode> {
     .await?;
     writeln!(out, "  nats-server   {}", fed.nats_url())?;
     for e in fed.endpoints().values() {
-        writeln!(out, "  {:<20} {:<10} {}", e.id.as_str(), e.kind, e.url())?;
+        writeln!(
+            out,
+            "  {:<20} {:<10} {}",
+            e.id.as_str(),
+            e.kind.as_str(),
+            e.url()
+        )?;
     }
     let bar = ProgressBar::new(args.cases as u64);
     bar.set_style(

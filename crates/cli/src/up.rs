@@ -35,7 +35,13 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "waymark up: federation in {}", args.data_dir.display())?;
             writeln!(out, "  nats-server          {}", fed.nats_url())?;
             for e in fed.endpoints().values() {
-                writeln!(out, "  {:<20} {:<10} {}", e.id.as_str(), e.kind, e.url())?;
+                writeln!(
+                    out,
+                    "  {:<20} {:<10} {}",
+                    e.id.as_str(),
+                    e.kind.as_str(),
+                    e.url()
+                )?;
             }
             writeln!(
                 out,

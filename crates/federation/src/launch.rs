@@ -309,6 +309,9 @@ fn command(program: &AgencyProgram, kind: AgencyKind, config: &Path) -> Command 
         .arg("--config")
         .arg(config)
         .stdin(Stdio::null())
+        // Own process group: a terminal's Ctrl-C reaches only the launcher,
+        // which then stops the agencies in order (SIGTERM, drain, exit).
+        .process_group(0)
         .kill_on_drop(true);
     c
 }
