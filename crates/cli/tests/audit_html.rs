@@ -53,7 +53,16 @@ fn html_report_of_the_demo_has_lanes_and_handover_arrows() {
         assert_eq!(svg.matches("class=\"handover\"").count(), accepted);
         assert_eq!(t["handovers"].as_array().unwrap().len(), accepted);
         arrows += accepted;
-        assert!(svg.contains("class=\"consent\""), "consent bars");
+        let consents = t["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["event"] == "consent_granted");
+        assert_eq!(
+            svg.contains("class=\"consent\""),
+            consents,
+            "consent bars exactly where consent was given"
+        );
         assert!(svg.contains("class=\"custody\""), "custody band");
     }
     assert!(arrows >= 8, "the demo hands most cases over: {arrows}");

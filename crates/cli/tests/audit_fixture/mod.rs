@@ -21,10 +21,14 @@ use waymark_proto::{PAYLOAD_TYPE_COSIGNATURE, PAYLOAD_TYPE_EVENT};
 use waymark_types::{AgencyId, AgencyKind, Timestamp};
 
 /// The demo's agencies.
-pub(crate) const AGENCIES: [(&str, AgencyKind); 3] = [
+/// The agencies of the sample federation `waymark demo` runs.
+pub(crate) const AGENCIES: [(&str, AgencyKind); 6] = [
     ("bg-police-sofia", AgencyKind::Police),
     ("bg-shelter-sofia", AgencyKind::Shelter),
     ("bg-shelter-varna", AgencyKind::Shelter),
+    ("bg-ngo-outreach", AgencyKind::Ngo),
+    ("iom-return-sofia", AgencyKind::ReturnDesk),
+    ("bg-labour-ministry", AgencyKind::Labour),
 ];
 pub(crate) const POLICE: &str = "bg-police-sofia";
 
@@ -106,7 +110,7 @@ impl Fixture {
         let mut keys = BTreeMap::new();
         let mut ring = KeyRing::new();
         for (a, _) in AGENCIES {
-            let k = AgencyKey::load(&data.join("keys").join(format!("{a}.key"))).unwrap();
+            let k = AgencyKey::load(&data.join("agencies").join(a).join("signing.key")).unwrap();
             ring.insert(TrustedKey {
                 key: k.public_key(),
                 valid_from: Timestamp::from_millis(0),
@@ -116,7 +120,9 @@ impl Fixture {
         }
         let journals: Vec<_> = AGENCIES
             .iter()
-            .map(|(a, _)| open_journal(&data.join("journals").join(a), a, &keys[*a]))
+            .map(|(a, _)| {
+                open_journal(&data.join("agencies").join(a).join("journal"), a, &keys[*a])
+            })
             .collect();
         let now = Timestamp::now();
         for (i, (a, _)) in AGENCIES.iter().enumerate() {
