@@ -1,7 +1,8 @@
 //! `waymark`: the one command-line tool of the project.
 //!
 //! Subcommands: `up` (the local sample federation), `demo` (the README's
-//! main job), `audit` (verify exported journals), `keys` (agency signing
+//! main job), `audit` (verify exported journals), `export` (FHIR R5 and
+//! Kantara consent receipts), `keys` (agency signing
 //! keys), and `serve` (one agency process, what `up` starts). `main` only
 //! parses flags and maps errors to exit codes; each subcommand lives in its
 //! own module.
@@ -17,6 +18,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod demo;
+mod export;
 mod keys;
 mod up;
 
@@ -35,6 +37,8 @@ enum Command {
     /// drive the demo cases through it over gRPC, check them, and export and
     /// verify every journal.
     Demo(demo::DemoArgs),
+    /// Export a case for existing tooling: FHIR R5 bundles, Kantara consent receipts.
+    Export(export::ExportArgs),
     /// Start the sample federation and keep it running until Ctrl-C.
     Up(up::UpArgs),
     /// Run one agency process (what `up` starts for each agency).
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Up(args) => up::run(args),
+        Command::Export(args) => export::run(args),
         Command::Serve(args) => return waymark_federation::serve(&args),
     };
     match result {
