@@ -50,9 +50,11 @@ struct Stream {
     head: Option<Box<Entry>>,
 }
 
-/// Runs the analysis over `journals` (agency, path), all assumed verified.
+/// Runs the analysis over `journals` (agency, path), all assumed verified;
+/// `exported` holds each agency's export time (ms, from its header).
 pub(crate) fn analyse(
     journals: &[(String, &Path)],
+    exported: &HashMap<String, i64>,
     keys: &Keys,
     track: Track,
     counter: Option<Arc<AtomicU64>>,
@@ -94,11 +96,12 @@ pub(crate) fn analyse(
             heap.push(Reverse((h.recorded_at, i)));
         }
     }
-    let paths: HashMap<String, (&Path, u64)> = journals
+    let paths: HashMap<String, (&Path, u64, i64)> = journals
         .iter()
         .map(|(a, p)| {
             let n = cx.counts.get(a).map_or(0, |c| c.entries);
-            (a.clone(), (*p, n))
+            let at = exported.get(a).copied().unwrap_or(i64::MAX);
+            (a.clone(), (*p, n, at))
         })
         .collect();
     let mut findings = cx.witness.finish(&paths, &present);

@@ -174,6 +174,10 @@ pub mod rules {
     pub const JOURNAL_QUARANTINED: &str = "journal.quarantined";
     /// Two exports claim the same agency.
     pub const JOURNAL_DUPLICATE_AGENCY: &str = "journal.duplicate_agency";
+    /// An export read from an endpoint is dated (header `exported_at`) more
+    /// than [`crate::BACKDATE_TOLERANCE_MS`] away from when the auditor read
+    /// it: a stale or backdated export, or a badly set clock.
+    pub const ENDPOINT_EXPORT_TIME: &str = "endpoint.export_time";
     /// The agency's export does not hold the history its witnesses cosigned.
     pub const WITNESS_REWRITTEN: &str = "witness.rewritten";
     /// The agency signed two different roots for one size.

@@ -1,5 +1,6 @@
 //! A progress bar on stderr for large journals, drawn only when stderr is a
-//! terminal: bytes of the exports read by the analysis pass.
+//! terminal: bytes of the exports read by the analysis pass, or, while
+//! journals are fetched from endpoints (total unknown), bytes received.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -16,8 +17,9 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// Starts a bar over `total` bytes if `wanted` and stderr is a terminal.
-    pub(crate) fn start(wanted: bool, total: u64) -> Self {
+    /// Starts a bar over `total` bytes (a byte counter without a total when
+    /// `None`) if `wanted` and stderr is a terminal.
+    pub(crate) fn start(wanted: bool, total: Option<u64>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         if !wanted || !std::io::stderr().is_terminal() {
             return Self {
@@ -27,10 +29,12 @@ impl Progress {
             };
         }
         let counter = Arc::new(AtomicU64::new(0));
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template(
-            "auditing {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-        ) {
+        let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+        let template = match total {
+            Some(_) => "auditing {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            None => "fetching journals {spinner} {bytes} ({bytes_per_sec})",
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
         let (c, s) = (counter.clone(), stop.clone());

@@ -3,9 +3,9 @@
 //! audit-level consent check the policy core does not make (a backdated
 //! consent) and the outstanding withdrawal acknowledgements at the end.
 //!
-//! Memory: one `CaseState` per case. Note that the policy core keeps every
-//! applied event of a case in the state (to detect reused event ids), so
-//! this part is O(events of the audited cases); see the crate docs.
+//! Memory: one `CaseState` per case: the case's facts plus, per applied
+//! event, its id and a content digest (the policy core keeps no event
+//! bodies); see the crate docs, "Memory model".
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -4,10 +4,14 @@
 //! ```text
 //! {
 //!   "schema": "waymark.audit.v1",
-//!   "directory": "<dir audited>",
+//!   "directory": "<dir audited>", // the first directory given ("" if none)
+//!   "sources": [ str ],           // every directory and endpoint URL, as given
 //!   "clean": bool,                // no finding of severity error or critical
-//!   "journals": [ {               // one per *.wmj file, in file-name order
-//!     "agency": str, "kind": str, "file": str,
+//!   "journals": [ {               // one per export: each directory's *.wmj files
+//!                                 // in file-name order, then each endpoint's
+//!     "agency": str, "kind": str,
+//!     "file": str,                // file name ("" if fetched and not saved)
+//!     "endpoint"?: str,           // the URL, if fetched from an endpoint
 //!     "verified": bool,           // the journal crate's verifier accepted it
 //!     "entries": u64, "checkpoints": u64, "cosignatures": u64,
 //!     "signatures_checked": u64, "signatures_unchecked": u64,
@@ -41,15 +45,16 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::endpoint::{export_time_finding, fetch_all};
 use crate::engine::{Analysis, analyse};
 use crate::finding::{Finding, Location, Severity, rules};
 use crate::integrity::{failure_finding, verify_all};
 use crate::keys::Keys;
 use crate::progress::Progress;
 use crate::replay::Track;
-use crate::source::discover;
+use crate::source::{ExportFile, discover};
 use crate::timeline::CaseTimeline;
-use crate::{AuditError, AuditOptions};
+use crate::{AuditError, AuditOptions, Source};
 
 /// The JSON schema id.
 pub const SCHEMA: &str = "waymark.audit.v1";
@@ -61,8 +66,12 @@ pub struct JournalSummary {
     pub agency: String,
     /// Its kind token.
     pub kind: String,
-    /// The export file name.
+    /// The export file name ("" for an export fetched from an endpoint and
+    /// not saved).
     pub file: String,
+    /// The endpoint it was fetched from, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// Whether the journal crate's verifier accepted the whole file.
     pub verified: bool,
     /// Entries.
@@ -109,8 +118,10 @@ pub struct Totals {
 pub struct Report {
     /// [`SCHEMA`].
     pub schema: &'static str,
-    /// The directory audited.
+    /// The first directory audited ("" if only endpoints were).
     pub directory: String,
+    /// Every directory and endpoint audited, as given.
+    pub sources: Vec<String>,
     /// No finding of severity error or worse.
     pub clean: bool,
     /// Per journal.
@@ -142,7 +153,7 @@ impl Report {
     /// # Errors
     /// Write errors.
     pub fn write_text(&self, w: &mut impl Write) -> std::io::Result<()> {
-        writeln!(w, "waymark audit of {}", self.directory)?;
+        writeln!(w, "waymark audit of {}", self.sources.join(", "))?;
         writeln!(w, "\njournals:")?;
         for j in &self.journals {
             let status = if j.verified { "ok  " } else { "FAIL" };
@@ -190,14 +201,89 @@ impl Report {
     }
 }
 
-/// Runs every phase.
-pub(crate) fn run(dir: &Path, opts: &AuditOptions) -> Result<Report, AuditError> {
-    let files = discover(dir)?;
-    if files.is_empty() {
-        return Err(AuditError::NoExports(dir.to_owned()));
+/// Collects the exports of every source: directories listed, endpoints
+/// fetched into `spool` (or the save directory). The returned guard keeps a
+/// temporary spool alive until the audit is done.
+#[allow(clippy::type_complexity)]
+fn collect(
+    sources: &[Source],
+    opts: &AuditOptions,
+) -> Result<(Vec<ExportFile>, Vec<Finding>, Option<tempfile::TempDir>), AuditError> {
+    if sources.is_empty() {
+        return Err(AuditError::NoSources);
     }
-    let mut keys = Keys::default();
+    let mut files = Vec::new();
+    let mut urls = Vec::new();
+    for s in sources {
+        match s {
+            Source::Dir(dir) => {
+                let found = discover(dir)?;
+                if found.is_empty() {
+                    return Err(AuditError::NoExports(dir.clone()));
+                }
+                files.extend(found);
+            }
+            Source::Endpoint(url) => urls.push(url.clone()),
+        }
+    }
     let mut findings = Vec::new();
+    if urls.is_empty() {
+        return Ok((files, findings, None));
+    }
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| AuditError::Io { path, source }
+    };
+    let (dir, guard) = match &opts.save_exports {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(io(d))?;
+            if std::fs::read_dir(d).map_err(io(d))?.next().is_some() {
+                return Err(AuditError::SaveDirNotEmpty(d.clone()));
+            }
+            (d.clone(), None)
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("waymark-audit-")
+                .tempdir()
+                .map_err(io(&std::env::temp_dir()))?;
+            (t.path().to_owned(), Some(t))
+        }
+    };
+    let bar = Progress::start(opts.progress, None);
+    let fetched = fetch_all(&urls, &dir, bar.counter.clone());
+    bar.finish();
+    for f in fetched? {
+        let mut e = ExportFile::read(f.path)?;
+        if let Some(h) = &e.header {
+            let at = h
+                .exported_at
+                .as_ref()
+                .map(|t| waymark_crypto::timestamp_from_proto(t).millis());
+            findings.extend(export_time_finding(&h.agency_id, &f.url, at, f.window));
+        }
+        e.endpoint = Some(f.url);
+        // Saved under the agency's name, so the directory audits as usual;
+        // a second export of one agency keeps its spool name.
+        if guard.is_none()
+            && let Some(h) = &e.header
+            && waymark_types::AgencyId::new(&h.agency_id).is_ok()
+        {
+            let named = dir.join(format!("{}.wmj", h.agency_id));
+            if !named.exists() {
+                std::fs::rename(&e.path, &named).map_err(io(&e.path))?;
+                e.path = named;
+            }
+        }
+        files.push(e);
+    }
+    Ok((files, findings, guard))
+}
+
+/// Runs every phase.
+pub(crate) fn run(sources: &[Source], opts: &AuditOptions) -> Result<Report, AuditError> {
+    let (files, mut findings, _spool) = collect(sources, opts)?;
+    let mut keys = Keys::default();
     let mut seen = HashMap::new();
     // (agency, file index) of files with a readable header and a new agency id.
     let mut usable = Vec::new();
@@ -208,13 +294,20 @@ pub(crate) fn run(dir: &Path, opts: &AuditOptions) -> Result<Report, AuditError>
                 Severity::Critical,
                 rules::JOURNAL_DUPLICATE_AGENCY,
                 Location::journal(&h.agency_id),
-                format!("{} is a second export of this agency", f.path.display()),
+                format!("{} is a second export of this agency", f.origin()),
             ));
             continue;
         }
         keys.add(h);
         usable.push((h.agency_id.clone(), i));
     }
+    let exported: HashMap<String, i64> = usable
+        .iter()
+        .filter_map(|(a, i)| {
+            let t = files[*i].header.as_ref()?.exported_at.as_ref()?;
+            Some((a.clone(), waymark_crypto::timestamp_from_proto(t).millis()))
+        })
+        .collect();
     let track = match opts.case {
         Some(c) => Track::One(c),
         None => Track::First(opts.timeline_cases),
@@ -224,7 +317,7 @@ pub(crate) fn run(dir: &Path, opts: &AuditOptions) -> Result<Report, AuditError>
         n => n,
     };
     let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
-    let progress = Progress::start(opts.progress, files.iter().map(|f| f.bytes).sum());
+    let progress = Progress::start(opts.progress, Some(files.iter().map(|f| f.bytes).sum()));
     let journals = |ok: &dyn Fn(usize) -> bool| {
         usable
             .iter()
@@ -237,6 +330,7 @@ pub(crate) fn run(dir: &Path, opts: &AuditOptions) -> Result<Report, AuditError>
         let v = s.spawn(|| verify_all(&paths, &keys.ring, threads));
         let a = analyse(
             &journals(&|_| true),
+            &exported,
             &keys,
             track.clone(),
             progress.counter.clone(),
@@ -250,7 +344,7 @@ pub(crate) fn run(dir: &Path, opts: &AuditOptions) -> Result<Report, AuditError>
     let analysis: Analysis = if usable.iter().all(|(_, i)| good(*i)) {
         first
     } else {
-        analyse(&journals(&good), &keys, track, None)
+        analyse(&journals(&good), &exported, &keys, track, None)
     };
     let mut summaries = Vec::new();
     for (i, f) in files.iter().enumerate() {
@@ -262,11 +356,15 @@ pub(crate) fn run(dir: &Path, opts: &AuditOptions) -> Result<Report, AuditError>
                 .as_ref()
                 .map(|h| h.agency_kind.clone())
                 .unwrap_or_default(),
-            file: f
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            file: if f.endpoint.is_some() && opts.save_exports.is_none() {
+                String::new()
+            } else {
+                f.path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            },
+            endpoint: f.endpoint.clone(),
             ..JournalSummary::default()
         };
         match &verdicts[i] {
@@ -291,7 +389,7 @@ pub(crate) fn run(dir: &Path, opts: &AuditOptions) -> Result<Report, AuditError>
     }
     findings.extend(analysis.findings);
     Ok(assemble(
-        dir,
+        sources,
         summaries,
         findings,
         analysis.timelines,
@@ -301,7 +399,7 @@ pub(crate) fn run(dir: &Path, opts: &AuditOptions) -> Result<Report, AuditError>
 }
 
 fn assemble(
-    dir: &Path,
+    sources: &[Source],
     journals: Vec<JournalSummary>,
     mut findings: Vec<Finding>,
     timelines: BTreeMap<waymark_types::CaseId, CaseTimeline>,
@@ -345,7 +443,14 @@ fn assemble(
     }
     Report {
         schema: SCHEMA,
-        directory: dir.display().to_string(),
+        directory: sources
+            .iter()
+            .find_map(|s| match s {
+                Source::Dir(d) => Some(d.display().to_string()),
+                Source::Endpoint(_) => None,
+            })
+            .unwrap_or_default(),
+        sources: sources.iter().map(ToString::to_string).collect(),
         clean: !findings.iter().any(|f| f.severity.fails()),
         journals,
         totals,

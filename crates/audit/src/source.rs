@@ -1,4 +1,6 @@
-//! Export files: discovery, headers, and a streaming record reader.
+//! Export files: discovery, headers, and a streaming record reader. Exports
+//! fetched from endpoints are spooled to files first (see
+//! [`crate::endpoint`]), so everything below reads files.
 //!
 //! The journal crate's verifier checks every byte of an export; this reader
 //! only walks the records again to give the audit their content (entries,
@@ -23,7 +25,8 @@ use crate::AuditError;
 /// Largest record read (as the journal crate's verifier).
 const MAX_RECORD: u64 = 16 << 20;
 
-/// One export file found in the audited directory.
+/// One export file found in the audited directory, or fetched from an
+/// endpoint and spooled to a file.
 #[derive(Debug, Clone)]
 pub struct ExportFile {
     /// Its path.
@@ -32,6 +35,43 @@ pub struct ExportFile {
     pub bytes: u64,
     /// Its header, if the file starts with one.
     pub header: Option<ExportHeader>,
+    /// The endpoint URL it was fetched from, if it was.
+    pub endpoint: Option<String>,
+}
+
+impl ExportFile {
+    /// Reads `path`'s size and header.
+    ///
+    /// # Errors
+    /// [`AuditError::Io`] if the file's size cannot be read.
+    pub fn read(path: PathBuf) -> Result<Self, AuditError> {
+        let bytes = std::fs::metadata(&path)
+            .map_err(|e| AuditError::Io {
+                path: path.clone(),
+                source: e,
+            })?
+            .len();
+        let header = open_records(&path, None)
+            .ok()
+            .and_then(|mut r| match r.next_record() {
+                Ok(Some(Record::Header(h))) => Some(h),
+                _ => None,
+            });
+        Ok(Self {
+            path,
+            bytes,
+            header,
+            endpoint: None,
+        })
+    }
+
+    /// Where it came from, for messages: the endpoint URL or the path.
+    pub fn origin(&self) -> String {
+        match &self.endpoint {
+            Some(url) => url.clone(),
+            None => self.path.display().to_string(),
+        }
+    }
 }
 
 /// Lists the `*.wmj` files of `dir` in name order and reads their headers.
@@ -49,27 +89,7 @@ pub fn discover(dir: &Path) -> Result<Vec<ExportFile>, AuditError> {
         .filter(|p| p.extension().is_some_and(|x| x == "wmj") && p.is_file())
         .collect();
     paths.sort();
-    let mut out = Vec::new();
-    for path in paths {
-        let bytes = std::fs::metadata(&path)
-            .map_err(|e| AuditError::Io {
-                path: path.clone(),
-                source: e,
-            })?
-            .len();
-        let header = open_records(&path, None)
-            .ok()
-            .and_then(|mut r| match r.next_record() {
-                Ok(Some(Record::Header(h))) => Some(h),
-                _ => None,
-            });
-        out.push(ExportFile {
-            path,
-            bytes,
-            header,
-        });
-    }
-    Ok(out)
+    paths.into_iter().map(ExportFile::read).collect()
 }
 
 /// Counts bytes read, for the progress bar.

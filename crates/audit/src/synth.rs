@@ -1,11 +1,13 @@
-//! Synthetic federation exports for the benchmark (feature `bench`): a
-//! police and two shelters, every case opened, its consent forwarded, a
-//! handover offered under that consent and accepted, the person admitted;
-//! every sent event receipted; a checkpoint every 1000 entries cosigned by
-//! both other agencies, which journal it as witnessed. The export files are
-//! written directly in the format of `journal.proto` (no store, no fsync),
-//! so a large federation is built in seconds; the audit verifies them
-//! exactly as real exports.
+//! Synthetic federation exports for the benchmark (feature `bench`) and the
+//! memory test: a police and two shelters, every case opened, its consent
+//! forwarded, a handover offered under that consent and accepted, the person
+//! admitted, then [`Shape::services`] services delivered by the shelter
+//! (long-running cases: many events on one case); every sent event
+//! receipted; a checkpoint every 1000 entries cosigned by both other
+//! agencies, which journal it as witnessed. The export files are written
+//! directly in the format of `journal.proto` (no store, no fsync), so a large
+//! federation is built in seconds; the audit verifies them exactly as real
+//! exports.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -86,12 +88,36 @@ pub struct Federation {
     w: Vec<Writer>,
 }
 
-/// Writes a synthetic federation of `cases` cases into `dir`
+/// What to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Number of cases.
+    pub cases: usize,
+    /// Services the shelter records on each case after admission (one event
+    /// entry each): 0 for the benchmark's short cases, many to put many
+    /// events on few cases.
+    pub services: usize,
+}
+
+/// Event entries per case without services.
+pub const EVENTS_PER_CASE: u64 = 14;
+
+/// Writes a synthetic federation of `cases` short cases into `dir`
 /// (`<agency>.wmj`). Returns the number of event entries written.
 ///
 /// # Errors
 /// I/O errors.
 pub fn write(dir: &Path, cases: usize) -> std::io::Result<u64> {
+    write_shape(dir, Shape { cases, services: 0 })
+}
+
+/// Writes a synthetic federation of the given [`Shape`] into `dir`
+/// (`<agency>.wmj`). Returns the number of event entries written.
+///
+/// # Errors
+/// I/O errors.
+pub fn write_shape(dir: &Path, shape: Shape) -> std::io::Result<u64> {
+    let cases = shape.cases;
     let now = Timestamp::now();
     let mut fed = Federation { w: Vec::new() };
     for (id, kind, token) in NAMES {
@@ -130,11 +156,14 @@ pub fn write(dir: &Path, cases: usize) -> std::io::Result<u64> {
     let start = now.plus_millis(-(cases as i64 + 2) * 5 * HOUR);
     let mut events = 0;
     for i in 0..cases {
-        events += fed.case(i, start.plus_millis(i as i64 * 5 * HOUR))?;
+        events += fed.case(i, start.plus_millis(i as i64 * 5 * HOUR), shape.services)?;
         for a in 0..3 {
             if fed.w[a].seq >= fed.w[a].next_checkpoint {
-                fed.w[a].next_checkpoint += 1000;
-                fed.checkpoint(a, start.plus_millis(i as i64 * 5 * HOUR + 4 * HOUR + 1))?;
+                fed.w[a].next_checkpoint = fed.w[a].seq + 1000;
+                fed.checkpoint(
+                    a,
+                    start.plus_millis(i as i64 * 5 * HOUR + 4 * HOUR + HOUR / 2),
+                )?;
             }
         }
     }
@@ -208,7 +237,7 @@ impl Federation {
         Ok(r)
     }
 
-    fn case(&mut self, i: usize, t0: Timestamp) -> std::io::Result<u64> {
+    fn case(&mut self, i: usize, t0: Timestamp, services: usize) -> std::io::Result<u64> {
         let (p, s) = (0, 1 + i % 2);
         let case = CaseId::new().to_string();
         let at = |h: i64| t0.plus_millis(h * HOUR);
@@ -271,7 +300,23 @@ impl Federation {
             Body::Admitted(pb::Admitted { planned_days: 90 }),
         );
         self.send(s, None, &case, at(4), e)?;
-        Ok(14)
+        // Spread over 20 minutes after admission (up to 1.2 million services),
+        // before the checkpoint at half past.
+        let step = (20 * 60_000 / services.max(1) as i64).max(1);
+        for k in 0..services {
+            let t = at(4).plus_millis((k as i64 + 1) * step);
+            let body = Body::ServiceDelivered(pb::ServiceDelivered {
+                service: [
+                    pb::ServiceType::Medical,
+                    pb::ServiceType::Psychological,
+                    pb::ServiceType::Legal,
+                    pb::ServiceType::Material,
+                ][k % 4] as i32,
+            });
+            let e = self.event(s, None, &case, t, body);
+            self.send(s, None, &case, t, e)?;
+        }
+        Ok(EVENTS_PER_CASE + services as u64)
     }
 
     /// Agency `a` signs a checkpoint; the others journal and cosign it.

@@ -11,6 +11,23 @@
 //! - A cosignature in an export whose witness's own journal has no
 //!   CHECKPOINT_WITNESSED entry for it: `witness.cosignature_unjournaled`.
 //!
+//! # Exports taken at different moments
+//! An export is its agency's journal as of its header's `exported_at`
+//! (signed, via the trailer's header hash). Journals keep growing while
+//! they are exported one after another (or fetched from endpoints at nearly
+//! the same moment): a witness's later export may hold a checkpoint the
+//! signer signed after its own export, and a signer's later export may
+//! carry a cosignature its witness made after the witness's export. Neither
+//! is evidence against the earlier export, so "shorter than a witnessed
+//! size" counts only checkpoints the signer signed at or before its
+//! `exported_at`, and an unjournaled cosignature counts only if it was made
+//! at or before the witness's `exported_at`. Each comparison is between two
+//! times on the same agency's clock. A root that differs at a size the
+//! export has is always reported. Limit: an agency that signs checkpoints
+//! dated after its export's time can shorten that export below them
+//! unnoticed; the endpoint path bounds this, as the export's time is when
+//! the auditor asked for it.
+//!
 //! Memory: one small record per witnessed checkpoint and per own checkpoint
 //! (O(checkpoints × witnesses)), never per entry. Roots at witnessed sizes
 //! without an own checkpoint are computed at the end by one more streaming
@@ -34,6 +51,8 @@ use crate::source::open_records;
 #[derive(Debug, Clone)]
 struct Claim {
     root: Vec<u8>,
+    /// The checkpoint's own time (the signer's clock), ms, if known.
+    signed_at: Option<i64>,
     witness: String,
     seq: Option<u64>,
     what: &'static str,
@@ -48,8 +67,9 @@ pub(crate) struct Witness {
     own: HashMap<String, BTreeMap<u64, Vec<u8>>>,
     /// (witness, checkpoint hash) journaled as witnessed.
     journaled: HashSet<(String, Vec<u8>)>,
-    /// Cosignatures to match with the witness's journal: (agency, size, witness, hash).
-    cosigs: Vec<(String, u64, String, Vec<u8>)>,
+    /// Cosignatures to match with the witness's journal: (agency, size,
+    /// witness, hash, witnessed at ms).
+    cosigs: Vec<(String, u64, String, Vec<u8>, i64)>,
     pub(crate) findings: Vec<Finding>,
     /// Checkpoints witnessed (CHECKPOINT_WITNESSED entries) seen.
     pub(crate) witnessed_entries: u64,
@@ -77,16 +97,22 @@ impl Witness {
             c.size,
             Claim {
                 root: c.root_hash,
+                signed_at: None,
                 witness: c.witness_agency_id.clone(),
                 seq: None,
                 what: "cosignature",
             },
         );
+        let at = c
+            .witnessed_at
+            .as_ref()
+            .map_or(i64::MIN, |t| timestamp_from_proto(t).millis());
         self.cosigs.push((
             agency.to_owned(),
             c.size,
             c.witness_agency_id,
             c.checkpoint_hash,
+            at,
         ));
     }
 
@@ -106,6 +132,7 @@ impl Witness {
             &c.agency_id,
             c.size,
             Claim {
+                signed_at: c.time.as_ref().map(|t| timestamp_from_proto(t).millis()),
                 root: c.root_hash,
                 witness: witness.to_owned(),
                 seq: Some(seq),
@@ -136,6 +163,7 @@ impl Witness {
                 &c.agency_id,
                 c.size,
                 Claim {
+                    signed_at: c.time.as_ref().map(|t| timestamp_from_proto(t).millis()),
                     root: c.root_hash,
                     witness: witness.to_owned(),
                     seq: Some(seq),
@@ -153,10 +181,10 @@ impl Witness {
     }
 
     /// Compares the evidence with the exports. `present` maps each verified
-    /// agency to its export path and entry count.
+    /// agency to its export path, entry count and `exported_at` (ms).
     pub(crate) fn finish(
         mut self,
-        present: &HashMap<String, (&Path, u64)>,
+        present: &HashMap<String, (&Path, u64, i64)>,
         witnesses_present: &HashSet<String>,
     ) -> Vec<Finding> {
         let mut need: HashMap<String, BTreeSet<u64>> = HashMap::new();
@@ -169,7 +197,7 @@ impl Witness {
         let computed: HashMap<String, HashMap<u64, Vec<u8>>> = need
             .into_iter()
             .filter_map(|(a, sizes)| {
-                let (path, _) = present.get(&a)?;
+                let (path, _, _) = present.get(&a)?;
                 Some((a, roots_at(path, &sizes)))
             })
             .collect();
@@ -197,21 +225,26 @@ impl Witness {
                     ),
                 ));
             }
-            let Some((_, entries)) = present.get(agency) else {
+            let Some((_, entries, exported_at)) = present.get(agency) else {
                 continue;
             };
+            // Only checkpoints signed by the time of the export bind its length.
+            let binding = claims
+                .iter()
+                .find(|c| c.signed_at.is_none_or(|t| t <= *exported_at));
             let export_root = self
                 .own
                 .get(agency)
                 .and_then(|m| m.get(size))
                 .or_else(|| computed.get(agency).and_then(|m| m.get(size)));
-            let message = match export_root {
-                _ if size > entries => Some(format!(
+            let message = match (export_root, binding) {
+                (_, Some(b)) if size > entries => Some(format!(
                     "witnesses saw {agency} commit to {size} entries, but its export has only {entries}: \
                      history was removed ({})",
-                    who(&claims[0])
+                    who(b)
                 )),
-                Some(r) if !roots.contains(r) => Some(format!(
+                (_, None) if size > entries => None,
+                (Some(r), _) if !roots.contains(r) => Some(format!(
                     "{agency}'s export has root {} at size {size}, but its witnesses saw {}: \
                      the journal was rewritten after it was witnessed",
                     short(r),
@@ -232,8 +265,11 @@ impl Witness {
                 ));
             }
         }
-        for (agency, size, witness, hash) in &self.cosigs {
+        for (agency, size, witness, hash, at) in &self.cosigs {
+            // A cosignature made after the witness's export is not in it.
+            let before_export = present.get(witness).is_none_or(|w| *at <= w.2);
             if witnesses_present.contains(witness)
+                && before_export
                 && !self.journaled.contains(&(witness.clone(), hash.clone()))
             {
                 out.push(Finding::new(

@@ -1,7 +1,9 @@
-//! `waymark audit DIR`: verify every journal export in DIR (see the
-//! `waymark-audit` crate). Thin: parse flags, call the library, print,
+//! `waymark audit [DIR] [--endpoint URL]...`: verify every journal export in
+//! DIR and/or the journals of live agencies, read over their
+//! `JournalService.ExportJournal` and checked exactly as export files (see
+//! the `waymark-audit` crate). Thin: parse flags, call the library, print,
 //! choose the exit code (0 clean, 1 any finding of severity error or worse,
-//! 64 bad usage, 74 unreadable input).
+//! 64 bad usage, 74 unreadable input or unreachable endpoint).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use waymark_audit::{AuditError, AuditOptions, audit_dir, html};
+use waymark_audit::{AuditError, AuditOptions, Source, audit, html};
 use waymark_types::CaseId;
 
 /// Cases drawn in the HTML report when no `--case` is given.
@@ -19,7 +21,17 @@ const HTML_CASES: usize = 20;
 #[derive(Debug, Args)]
 pub(crate) struct AuditArgs {
     /// Directory holding the exports (`*.wmj`), e.g. `<demo data dir>/exports`.
-    dir: PathBuf,
+    dir: Option<PathBuf>,
+    /// A live agency's gRPC address (`http://host:port`); its journal is read
+    /// with `JournalService.ExportJournal` and audited exactly as an export
+    /// file, its keys taken from that export's header. Repeatable; with or
+    /// without DIR.
+    #[arg(long = "endpoint", value_name = "URL")]
+    endpoints: Vec<String>,
+    /// Keep the exports read from endpoints in this (new or empty) directory
+    /// as `<agency>.wmj`, so the audit can be repeated offline on the same bytes.
+    #[arg(long, value_name = "DIR")]
+    save_exports: Option<PathBuf>,
     /// Print the custody timeline of this case (its id) as a table.
     #[arg(long)]
     case: Option<String>,
@@ -46,15 +58,20 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
+    let mut sources: Vec<Source> = args.dir.iter().cloned().map(Source::Dir).collect();
+    sources.extend(args.endpoints.iter().cloned().map(Source::Endpoint));
     let opts = AuditOptions {
         case,
         timeline_cases: if args.html.is_some() { HTML_CASES } else { 0 },
         progress: true,
         threads: args.threads,
+        save_exports: args.save_exports.clone(),
     };
-    let report = match audit_dir(&args.dir, &opts) {
+    let report = match audit(&sources, &opts) {
         Ok(r) => r,
-        Err(e @ AuditError::NoExports(_)) => {
+        Err(
+            e @ (AuditError::NoExports(_) | AuditError::NoSources | AuditError::SaveDirNotEmpty(_)),
+        ) => {
             eprintln!("waymark: error: {e}");
             return Ok(ExitCode::from(64));
         }
@@ -88,4 +105,59 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: AuditArgs,
+    }
+
+    fn parse(args: &[&str]) -> AuditArgs {
+        Cmd::try_parse_from(std::iter::once("audit").chain(args.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn endpoints_repeat_with_or_without_a_directory() {
+        let a = parse(&[
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--endpoint",
+            "http://[::1]:2",
+        ]);
+        assert_eq!(a.dir, None);
+        assert_eq!(a.endpoints, ["http://127.0.0.1:1", "http://[::1]:2"]);
+        let a = parse(&["exports", "--endpoint", "http://127.0.0.1:1"]);
+        assert_eq!(a.dir, Some(PathBuf::from("exports")));
+        assert_eq!(a.endpoints.len(), 1);
+    }
+
+    #[test]
+    fn nothing_to_audit_is_bad_usage() {
+        let code = run(parse(&[])).unwrap();
+        assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(64)));
+    }
+
+    #[test]
+    fn an_unreachable_endpoint_is_unreadable_input() {
+        // A port that was just free: nothing listens there.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let code = run(parse(&["--endpoint", &url])).unwrap();
+        assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(74)));
+    }
 }
