@@ -2,7 +2,7 @@
 //!
 //! Subcommands: `up` (the local sample federation), `demo` (the README's
 //! main job), `audit` (verify exported journals), `export` (FHIR R5 and
-//! Kantara consent receipts), `keys` (agency signing
+//! Kantara consent receipts), `import` (HTCDS CSV into an agency), `keys` (agency signing
 //! keys), and `serve` (one agency process, what `up` starts). `main` only
 //! parses flags and maps errors to exit codes; each subcommand lives in its
 //! own module.
@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod demo;
 mod export;
+mod import;
 mod keys;
 mod up;
 
@@ -39,6 +40,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Export a case for existing tooling: FHIR R5 bundles, Kantara consent receipts.
     Export(export::ExportArgs),
+    /// Import cases into an agency over gRPC (`import htcds FILE --endpoint URL`).
+    Import(import::ImportArgs),
     /// Start the sample federation and keep it running until Ctrl-C.
     Up(up::UpArgs),
     /// Run one agency process (what `up` starts for each agency).
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Up(args) => up::run(args),
         Command::Export(args) => export::run(args),
+        Command::Import(args) => import::run(args),
         Command::Serve(args) => return waymark_federation::serve(&args),
     };
     match result {
