@@ -205,6 +205,93 @@ pub(crate) fn field_map(
     }
 }
 
+/// A two-party process (referral, handover) whose answers go to the other
+/// party: what it is called in errors and field paths, and the rule named
+/// when an agency tries to answer its own step.
+pub(crate) struct Process {
+    /// `"referral"` or `"handover"`, for NOT_FOUND.
+    pub(crate) what: &'static str,
+    /// Request field holding the process id (`"handover_id"`).
+    pub(crate) id_field: &'static str,
+    /// Event field path segment of the reference to the opening event
+    /// (`".offer"`), mapped back to `id_field` in INVALID_ARGUMENT details.
+    pub(crate) ref_segment: &'static str,
+    /// (rule code, who may) when an answer meant for the recipient of the
+    /// opening event would go to this agency itself.
+    pub(crate) only_opener: (&'static str, &'static str),
+    /// (rule code, who may) when an answer meant for the opener would go to
+    /// this agency itself.
+    pub(crate) only_recipient: (&'static str, &'static str),
+}
+
+/// Records an answer to the process opened by event `id` of `case` (already
+/// checked to exist in this agency's view), addressed to the other party:
+/// to the opener's recipient with `to_recipient` (a cancellation), else to
+/// the opener. The body embeds the opening event's reference.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn answer_process(
+    core: &Arc<Core>,
+    p: &'static Process,
+    rpc: &'static str,
+    key: &str,
+    request: &impl Message,
+    case: CaseId,
+    id: EventId,
+    to_recipient: bool,
+    make: impl FnOnce(pb::EventRef) -> pb::event::Body + Send + 'static,
+) -> Result<pb::RecordedEvent, ApiError> {
+    let opening = blocking(core, move |c| find(c, id, case))
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            what: p.what,
+            id: id.to_string(),
+        })?;
+    let (to, kind) = if to_recipient {
+        (
+            opening.event.recipient_id.clone(),
+            opening.event.recipient_kind,
+        )
+    } else {
+        (opening.event.sender_id.clone(), opening.event.sender_kind)
+    };
+    if to == core.me.as_str() {
+        // Answering one's own step: name the rule, not the addressing.
+        let (code, who) = if to_recipient {
+            p.only_opener
+        } else {
+            p.only_recipient
+        };
+        return Err(ApiError::precondition(
+            code,
+            format!("Only {who} may take this step on {} {id}.", p.what),
+        ));
+    }
+    let c = core.clone();
+    let reference = opening.reference;
+    let done = crate::write::record(
+        core,
+        rpc,
+        key,
+        request,
+        move |eid| {
+            let mut e = crate::write::new_event(&c, eid, case, make(reference));
+            reply_to(&mut e, &to, kind);
+            Ok(e)
+        },
+        &|path: &str| {
+            if path.contains(p.ref_segment) {
+                return Some(p.id_field.to_owned());
+            }
+            path.rsplit('.')
+                .next()
+                .filter(|f| *f == "reason" || *f == "detail")
+                .map(str::to_owned)
+        },
+    )
+    .await?;
+    Ok(done.recorded)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

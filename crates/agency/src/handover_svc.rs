@@ -15,9 +15,11 @@ use waymark_proto::v1::event::Body as B;
 use waymark_proto::v1::handover_service_server::HandoverService;
 
 use crate::agency::Core;
-use crate::common::{apply_send_to, case_id, case_info, event_id, field_map, find, reply_to};
+use crate::common::{
+    Process, answer_process, apply_send_to, case_id, case_info, event_id, field_map,
+};
 use crate::error::ApiError;
-use crate::write::{blocking, new_event, record};
+use crate::write::{new_event, record};
 
 /// The HandoverService of one agency.
 pub(crate) struct HandoverSvc(pub(crate) Arc<Core>);
@@ -65,59 +67,26 @@ impl HandoverSvc {
         to_offeree: bool,
         make: impl FnOnce(pb::EventRef) -> B + Send + 'static,
     ) -> Result<pb::RecordedEvent, ApiError> {
+        static HANDOVER: Process = Process {
+            what: "handover",
+            id_field: "handover_id",
+            ref_segment: ".offer",
+            only_opener: ("custody.not_offerer", "the agency that made the offer"),
+            only_recipient: ("custody.not_offeree", "the agency offered custody"),
+        };
         let case = case_id("case_id", case_id_s)?;
         let id = event_id("handover_id", handover_id)?;
         let info = case_info(&self.0, case).await?;
-        let nf = || ApiError::NotFound {
-            what: "handover",
-            id: id.to_string(),
-        };
         if !info.state.offers().contains_key(&id) {
-            return Err(nf());
+            return Err(ApiError::NotFound {
+                what: "handover",
+                id: id.to_string(),
+            });
         }
-        let offer = blocking(&self.0, move |c| find(c, id, case))
-            .await?
-            .ok_or_else(nf)?;
-        let (to, kind) = if to_offeree {
-            (offer.event.recipient_id.clone(), offer.event.recipient_kind)
-        } else {
-            (offer.event.sender_id.clone(), offer.event.sender_kind)
-        };
-        if to == self.0.me.as_str() {
-            let (code, who) = if to_offeree {
-                ("custody.not_offerer", "the agency that made the offer")
-            } else {
-                ("custody.not_offeree", "the agency offered custody")
-            };
-            return Err(ApiError::precondition(
-                code,
-                format!("Only {who} may take this step on handover {id}."),
-            ));
-        }
-        let c = self.0.clone();
-        let reference = offer.reference;
-        let done = record(
-            &self.0,
-            rpc,
-            key,
-            request,
-            move |eid| {
-                let mut e = new_event(&c, eid, case, make(reference));
-                reply_to(&mut e, &to, kind);
-                Ok(e)
-            },
-            &|p: &str| {
-                if p.contains(".offer") {
-                    return Some("handover_id".to_owned());
-                }
-                p.rsplit('.')
-                    .next()
-                    .filter(|f| *f == "reason" || *f == "detail")
-                    .map(str::to_owned)
-            },
+        answer_process(
+            &self.0, &HANDOVER, rpc, key, request, case, id, to_offeree, make,
         )
-        .await?;
-        Ok(done.recorded)
+        .await
     }
 }
 

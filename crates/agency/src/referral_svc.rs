@@ -18,7 +18,9 @@ use waymark_proto::v1::referral_service_server::ReferralService;
 use waymark_types::{CaseId, Timestamp};
 
 use crate::agency::Core;
-use crate::common::{apply_send_to, case_id, case_info, event_id, field_map, find, reply_to};
+use crate::common::{
+    Process, answer_process, apply_send_to, case_id, case_info, event_id, field_map, find,
+};
 use crate::error::ApiError;
 use crate::state::CaseInfo;
 use crate::write::{blocking, new_event, record};
@@ -87,63 +89,36 @@ impl ReferralSvc {
         to_performer: bool,
         make: impl FnOnce(pb::EventRef) -> B + Send + 'static,
     ) -> Result<pb::RecordedEvent, ApiError> {
+        static REFERRAL: Process = Process {
+            what: "referral",
+            id_field: "referral.referral_id",
+            ref_segment: ".request",
+            only_opener: ("referral.not_requester", "the agency that requested it"),
+            only_recipient: ("referral.not_performer", "the agency asked to perform it"),
+        };
         let t = target
             .ok_or_else(|| ApiError::invalid("referral", "required: case_id and referral_id"))?;
         let case = case_id("referral.case_id", &t.case_id)?;
         let id = event_id("referral.referral_id", &t.referral_id)?;
         let info = case_info(&self.0, case).await?;
-        let nf = || ApiError::NotFound {
-            what: "referral",
-            id: id.to_string(),
-        };
         if !info.state.referrals().contains_key(&id) {
-            return Err(nf());
+            return Err(ApiError::NotFound {
+                what: "referral",
+                id: id.to_string(),
+            });
         }
-        let req = blocking(&self.0, move |c| find(c, id, case))
-            .await?
-            .ok_or_else(nf)?;
-        let (to, kind) = if to_performer {
-            (req.event.recipient_id.clone(), req.event.recipient_kind)
-        } else {
-            (req.event.sender_id.clone(), req.event.sender_kind)
-        };
-        if to == self.0.me.as_str() {
-            // Answering one's own request: name the rule, not the addressing.
-            let (code, who) = if to_performer {
-                ("referral.not_requester", "the agency that requested it")
-            } else {
-                ("referral.not_performer", "the agency asked to perform it")
-            };
-            return Err(ApiError::precondition(
-                code,
-                format!("Only {who} may take this step on referral {id}."),
-            ));
-        }
-        let c = self.0.clone();
-        let reference = req.reference;
-        let done = record(
+        answer_process(
             &self.0,
+            &REFERRAL,
             rpc,
             key,
             request,
-            move |eid| {
-                let mut e = new_event(&c, eid, case, make(reference));
-                reply_to(&mut e, &to, kind);
-                Ok(e)
-            },
-            &|p: &str| {
-                p.contains(".request")
-                    .then(|| "referral.referral_id".to_owned())
-                    .or_else(|| {
-                        p.rsplit('.')
-                            .next()
-                            .filter(|f| *f == "reason" || *f == "detail")
-                            .map(str::to_owned)
-                    })
-            },
+            case,
+            id,
+            to_performer,
+            make,
         )
-        .await?;
-        Ok(done.recorded)
+        .await
     }
 
     fn views(
