@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use waymark_federation::demo::api::{Agency, eventually};
+use waymark_federation::demo::api::{Agency, eventually, referral_state};
 use waymark_federation::{AgencyProgram, Federation, LaunchOptions, SAMPLE};
 use waymark_proto::v1 as pb;
 use waymark_testkit::{TestDir, workspace_root};
@@ -78,25 +78,13 @@ async fn python_client_opens_and_refers_a_case() {
         "the INVALID_ARGUMENT names the field: {v}"
     );
 
+    // The performer sees it as requested until it marks it received.
     eventually(
         Duration::from_secs(60),
         "the shelter lists the referral",
         || async {
-            let r = shelter
-                .referral()
-                .list_referrals(pb::ListReferralsRequest {
-                    case_id: case.clone(),
-                    ..Default::default()
-                })
-                .await;
-            Ok(match r {
-                // The performer sees it as requested until it marks it received.
-                Ok(r) => r.into_inner().referrals.iter().any(|x| {
-                    x.referral_id == referral && x.state == pb::ReferralState::Requested as i32
-                }),
-                Err(s) if s.code() == tonic::Code::NotFound => false,
-                Err(s) => return Err(s.into()),
-            })
+            Ok(referral_state(&shelter, &case, &referral).await?
+                == Some(pb::ReferralState::Requested))
         },
     )
     .await

@@ -167,7 +167,7 @@ impl Federation {
             stopping,
             nats_watch,
         };
-        let authority_hex = hex_of(authority.public_key().as_bytes());
+        let authority_hex = hex::encode(authority.public_key().as_bytes());
         for m in &opts.members {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
             let config = fed.write_config(m, addr, &opts, &authority_hex)?;
@@ -295,10 +295,6 @@ impl Federation {
         }
         Ok(())
     }
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn command(program: &AgencyProgram, kind: AgencyKind, config: &Path) -> Command {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tonic::transport::Channel;
 use waymark_crypto::proto_from_timestamp;
+use waymark_policy::wire::vocab::agency_kind_to_proto as kind_to_proto;
 use waymark_proto::v1 as pb;
 use waymark_proto::v1::{
     case_service_client::CaseServiceClient, consent_service_client::ConsentServiceClient,
@@ -110,17 +111,6 @@ impl Agency {
     }
 }
 
-/// The proto enum of an agency kind.
-pub fn kind_to_proto(k: AgencyKind) -> pb::AgencyKind {
-    match k {
-        AgencyKind::Police => pb::AgencyKind::Police,
-        AgencyKind::Shelter => pb::AgencyKind::Shelter,
-        AgencyKind::Ngo => pb::AgencyKind::Ngo,
-        AgencyKind::ReturnDesk => pb::AgencyKind::Returndesk,
-        AgencyKind::Labour => pb::AgencyKind::Labour,
-    }
-}
-
 /// A fresh idempotency key.
 pub fn key() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -184,6 +174,63 @@ pub async fn custodian(agency: &Agency, case: &str) -> anyhow::Result<Option<Str
         Ok(r) => Ok(r.into_inner().case.map(|c| c.custodian_id)),
         Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
         Err(s) => Err(s).with_context(|| format!("GetCase at {}", agency.id)),
+    }
+}
+
+/// The state of the offer `handover` at `agency`, `None` if it has not
+/// received it (or does not know the case).
+///
+/// # Errors
+/// Any status other than NOT_FOUND.
+pub async fn handover_state(
+    agency: &Agency,
+    case: &str,
+    handover: &str,
+) -> anyhow::Result<Option<pb::HandoverState>> {
+    let r = agency
+        .handover()
+        .list_handovers(pb::ListHandoversRequest {
+            case_id: case.to_owned(),
+        })
+        .await;
+    match r {
+        Ok(r) => Ok(r
+            .into_inner()
+            .handovers
+            .into_iter()
+            .find(|h| h.handover_id == handover)
+            .map(|h| h.state())),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+        Err(s) => Err(s).with_context(|| format!("ListHandovers at {}", agency.id)),
+    }
+}
+
+/// The state of the referral `referral` at `agency`, `None` if it has not
+/// received it (or does not know the case).
+///
+/// # Errors
+/// Any status other than NOT_FOUND.
+pub async fn referral_state(
+    agency: &Agency,
+    case: &str,
+    referral: &str,
+) -> anyhow::Result<Option<pb::ReferralState>> {
+    let r = agency
+        .referral()
+        .list_referrals(pb::ListReferralsRequest {
+            case_id: case.to_owned(),
+            overdue_only: false,
+        })
+        .await;
+    match r {
+        Ok(r) => Ok(r
+            .into_inner()
+            .referrals
+            .into_iter()
+            .find(|x| x.referral_id == referral)
+            .map(|x| x.state())),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+        Err(s) => Err(s).with_context(|| format!("ListReferrals at {}", agency.id)),
     }
 }
 

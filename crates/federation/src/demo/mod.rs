@@ -6,6 +6,7 @@
 //! so what the README shows is what CI checks.
 
 pub mod api;
+mod steps;
 pub mod stories;
 
 use std::collections::BTreeMap;

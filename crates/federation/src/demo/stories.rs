@@ -2,17 +2,16 @@
 //! gRPC, as the agencies' back-office systems would, and says what the end
 //! state must be.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use waymark_proto::v1 as pb;
 use waymark_proto::waymark::{labour, ngo, police, returndesk, shelter};
 use waymark_types::AgencyKind;
 
-use super::api::{Agency, consent, eventually, in_days, in_millis, key, now, refusal_code};
-
-/// How long a story waits for an event to reach another agency.
-const DELIVERY: Duration = Duration::from_secs(60);
+use super::api::{Agency, consent, in_days, in_millis, key, now, refusal_code};
+use super::steps::{
+    accept, forward, grant, identify, offer, open, wait_acknowledged, wait_custodian,
+    wait_handover, wait_pending, wait_referral,
+};
 
 /// The six stories the cases cycle through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,146 +110,6 @@ pub struct Outcome {
     pub refusals: Vec<String>,
     /// Other facts worth showing.
     pub notes: Vec<String>,
-}
-
-async fn open(
-    at: &Agency,
-    channel: pb::IdentificationChannel,
-    child: bool,
-    anonymous: bool,
-) -> anyhow::Result<String> {
-    let r = at
-        .case()
-        .open_case(pb::OpenCaseRequest {
-            idempotency_key: key(),
-            channel: channel as i32,
-            presumed_child: child,
-            forms: vec![pb::ExploitationForm::Labour as i32],
-            anonymous,
-            personal: None,
-        })
-        .await
-        .context("OpenCase")?;
-    Ok(r.into_inner().case_id)
-}
-
-async fn identify(c: &Cast, case: &str) -> anyhow::Result<()> {
-    let mut p = c.police.police();
-    p.record_signal(police::v1::RecordSignalRequest {
-        idempotency_key: key(),
-        case_id: case.into(),
-        channel: pb::IdentificationChannel::LabourInspection as i32,
-        indicators: vec!["ilo.debt_bondage".into(), "ilo.withheld_documents".into()],
-        forms: vec![pb::ExploitationForm::Labour as i32],
-        send_to: None,
-    })
-    .await
-    .context("RecordSignal")?;
-    p.decide_reasonable_grounds(police::v1::DecideReasonableGroundsRequest {
-        idempotency_key: key(),
-        case_id: case.into(),
-        positive: true,
-        decided_by_role: "duty inspector".into(),
-        send_to: None,
-    })
-    .await
-    .context("DecideReasonableGrounds")?;
-    Ok(())
-}
-
-async fn grant(at: &Agency, case: &str, c: pb::ConsentGranted) -> anyhow::Result<String> {
-    Ok(at
-        .consent()
-        .grant_consent(pb::GrantConsentRequest {
-            idempotency_key: key(),
-            case_id: case.into(),
-            consent: Some(c),
-        })
-        .await
-        .context("GrantConsent")?
-        .into_inner()
-        .consent_id)
-}
-
-async fn forward(from: &Agency, case: &str, event: &str, to: &Agency) -> anyhow::Result<()> {
-    from.case()
-        .forward_event(pb::ForwardEventRequest {
-            idempotency_key: key(),
-            case_id: case.into(),
-            event_id: event.into(),
-            send_to: Some(to.forward()),
-        })
-        .await
-        .with_context(|| format!("ForwardEvent to {}", to.id))?;
-    Ok(())
-}
-
-async fn offer(
-    from: &Agency,
-    case: &str,
-    to: &Agency,
-    consent_id: &str,
-    purpose: pb::Purpose,
-) -> Result<String, tonic::Status> {
-    from.handover()
-        .offer_handover(pb::OfferHandoverRequest {
-            idempotency_key: key(),
-            case_id: case.into(),
-            send_to: Some(to.on_consent(consent_id, purpose)),
-            expires_at: Some(in_days(3)),
-            reason: "the person needs what the receiving agency provides".into(),
-        })
-        .await
-        .map(|r| r.into_inner().handover_id)
-}
-
-/// Waits until `at` has received the offer, then accepts it.
-async fn accept(at: &Agency, case: &str, handover: &str) -> anyhow::Result<()> {
-    wait_pending(at, case, handover).await?;
-    at.handover()
-        .accept_handover(pb::AcceptHandoverRequest {
-            idempotency_key: key(),
-            case_id: case.into(),
-            handover_id: handover.into(),
-        })
-        .await
-        .with_context(|| format!("AcceptHandover at {}", at.id))?;
-    Ok(())
-}
-
-async fn wait_pending(at: &Agency, case: &str, handover: &str) -> anyhow::Result<()> {
-    eventually(
-        DELIVERY,
-        &format!("{} receives offer {handover}", at.id),
-        || async {
-            let r = at
-                .handover()
-                .list_handovers(pb::ListHandoversRequest {
-                    case_id: case.into(),
-                })
-                .await;
-            Ok(match r {
-                Ok(r) => r
-                    .into_inner()
-                    .handovers
-                    .iter()
-                    .any(|h| h.handover_id == handover),
-                Err(s) if s.code() == tonic::Code::NotFound => false,
-                Err(s) => return Err(s.into()),
-            })
-        },
-    )
-    .await
-}
-
-/// Waits until `at` knows `case` and names `who` as custodian.
-async fn wait_custodian(at: &Agency, case: &str, who: &str) -> anyhow::Result<()> {
-    eventually(
-        DELIVERY,
-        &format!("{} sees {who} as custodian", at.id),
-        || async { Ok(super::api::custodian(at, case).await?.as_deref() == Some(who)) },
-    )
-    .await
 }
 
 /// Drives one case of `story`.
@@ -510,21 +369,7 @@ async fn reoffered(c: &Cast) -> anyhow::Result<Outcome> {
         .await
         .context("RejectHandover")?;
     // The police sees the rejection, then offers to the other shelter.
-    eventually(DELIVERY, "the police sees the rejection", || async {
-        let hs = c
-            .police
-            .handover()
-            .list_handovers(pb::ListHandoversRequest {
-                case_id: case.clone(),
-            })
-            .await?
-            .into_inner()
-            .handovers;
-        Ok(hs
-            .iter()
-            .any(|h| h.handover_id == first && h.state == pb::HandoverState::Rejected as i32))
-    })
-    .await?;
+    wait_handover(&c.police, &case, &first, pb::HandoverState::Rejected).await?;
     forward(&c.police, &case, &consent_id, &c.shelter).await?;
     let second = offer(&c.police, &case, &c.shelter, &consent_id, P::Accommodation)
         .await
@@ -602,30 +447,7 @@ async fn child(c: &Cast) -> anyhow::Result<Outcome> {
         case_id: case.clone(),
         referral_id: referral.clone(),
     };
-    eventually(
-        DELIVERY,
-        "the return desk receives the referral",
-        || async {
-            let r = c
-                .returndesk
-                .referral()
-                .list_referrals(pb::ListReferralsRequest {
-                    case_id: case.clone(),
-                    overdue_only: false,
-                })
-                .await;
-            Ok(match r {
-                Ok(r) => r
-                    .into_inner()
-                    .referrals
-                    .iter()
-                    .any(|x| x.referral_id == referral),
-                Err(s) if s.code() == tonic::Code::NotFound => false,
-                Err(s) => return Err(s.into()),
-            })
-        },
-    )
-    .await?;
+    wait_referral(&c.returndesk, &case, &referral).await?;
     c.returndesk
         .referral()
         .accept_referral(pb::AcceptReferralRequest {
@@ -707,23 +529,7 @@ async fn withdrawal(c: &Cast) -> anyhow::Result<Outcome> {
         })
         .await
         .context("WithdrawConsent")?;
-    eventually(
-        DELIVERY,
-        "the shelter acknowledges the withdrawal",
-        || async {
-            let s = c
-                .police
-                .consent()
-                .get_withdrawal_status(pb::GetWithdrawalStatusRequest {
-                    case_id: case.clone(),
-                    consent_id: consent_id.clone(),
-                })
-                .await?
-                .into_inner();
-            Ok(!s.required_agency_ids.is_empty() && s.outstanding_agency_ids.is_empty())
-        },
-    )
-    .await?;
+    wait_acknowledged(&c.police, &case, &consent_id).await?;
     // The shelter may no longer share on the withdrawn consent.
     let refused = refusal_code(
         c.shelter
