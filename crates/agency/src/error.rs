@@ -72,6 +72,19 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Checks a protobuf enum field: `INVALID_ARGUMENT` naming `field` when
+    /// it is unset (0) or a value this version does not know.
+    ///
+    /// # Errors
+    /// The violation, as `INVALID_ARGUMENT`.
+    pub fn required_enum<E: TryFrom<i32>>(field: &str, value: i32) -> Result<(), Self> {
+        match (value, E::try_from(value)) {
+            (0, _) => Err(Self::invalid(field, "required")),
+            (_, Err(_)) => Err(Self::invalid(field, format!("unknown value {value}"))),
+            _ => Ok(()),
+        }
+    }
+
     /// One malformed field.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self::Invalid(vec![(field.into(), description.into())])

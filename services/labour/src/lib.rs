@@ -67,15 +67,6 @@ struct Labour {
     overdue: Arc<overdue::Overdue>,
 }
 
-/// Refuses 0 (`UNSPECIFIED`) and unknown numbers of a required enum.
-fn required<E: TryFrom<i32>>(field: &str, value: i32) -> Result<(), ApiError> {
-    match (value, E::try_from(value)) {
-        (0, _) => Err(ApiError::invalid(field, "required")),
-        (_, Err(_)) => Err(ApiError::invalid(field, format!("unknown value {value}"))),
-        _ => Ok(()),
-    }
-}
-
 /// Problems of a timestamp that must lie after `after`.
 fn after(t: &prost_types::Timestamp, after: Timestamp) -> Result<Timestamp, String> {
     match timestamp_from_proto(t) {
@@ -148,7 +139,7 @@ impl LabourService for Labour {
         req: Request<labour::RecordReintegrationMeasureRequest>,
     ) -> Result<Response<labour::RecordReintegrationMeasureResponse>, Status> {
         let r = req.into_inner();
-        required::<pb::ReintegrationMeasure>("measure", r.measure)?;
+        ApiError::required_enum::<pb::ReintegrationMeasure>("measure", r.measure)?;
         let body = B::ReintegrationMeasureRecorded(pb::ReintegrationMeasureRecorded {
             measure: r.measure,
         });
@@ -198,7 +189,7 @@ impl LabourService for Labour {
         req: Request<labour::RecordMonitoringVisitRequest>,
     ) -> Result<Response<labour::RecordMonitoringVisitResponse>, Status> {
         let r = req.into_inner();
-        required::<pb::ContactMode>("mode", r.mode)?;
+        ApiError::required_enum::<pb::ContactMode>("mode", r.mode)?;
         let body = B::MonitoringContactRecorded(pb::MonitoringContactRecorded {
             mode: r.mode,
             concerns: r.concerns,

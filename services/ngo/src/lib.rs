@@ -52,15 +52,6 @@ pub fn add_to(services: waymark_node::Services, recorder: Recorder) -> waymark_n
 /// The service.
 struct Ngo(Recorder);
 
-/// Refuses 0 (`UNSPECIFIED`) and unknown numbers of a required enum.
-fn required<E: TryFrom<i32>>(field: &str, value: i32) -> Result<(), ApiError> {
-    match (value, E::try_from(value)) {
-        (0, _) => Err(ApiError::invalid(field, "required")),
-        (_, Err(_)) => Err(ApiError::invalid(field, format!("unknown value {value}"))),
-        _ => Ok(()),
-    }
-}
-
 /// A kind of place: lowercase letters, `_` and `-`, starting with a letter.
 fn is_setting(s: &str) -> bool {
     s.len() <= MAX_SETTING_LEN
@@ -151,7 +142,7 @@ impl NgoService for Ngo {
         req: Request<ngo::RecordAssistanceRequest>,
     ) -> Result<Response<ngo::RecordAssistanceResponse>, Status> {
         let r = req.into_inner();
-        required::<pb::ServiceType>("service", r.service)?;
+        ApiError::required_enum::<pb::ServiceType>("service", r.service)?;
         let body = B::ServiceDelivered(pb::ServiceDelivered { service: r.service });
         let recorded = self
             .0
@@ -174,7 +165,7 @@ impl NgoService for Ngo {
         req: Request<ngo::RecordMonitoringContactRequest>,
     ) -> Result<Response<ngo::RecordMonitoringContactResponse>, Status> {
         let r = req.into_inner();
-        required::<pb::ContactMode>("mode", r.mode)?;
+        ApiError::required_enum::<pb::ContactMode>("mode", r.mode)?;
         let body = B::MonitoringContactRecorded(pb::MonitoringContactRecorded {
             mode: r.mode,
             concerns: r.concerns,

@@ -59,15 +59,6 @@ pub fn add_to(services: waymark_node::Services, recorder: Recorder) -> waymark_n
 /// The service.
 struct ReturnDesk(Recorder);
 
-/// Refuses 0 (`UNSPECIFIED`) and unknown numbers of a required enum.
-fn required<E: TryFrom<i32>>(field: &str, value: i32) -> Result<(), ApiError> {
-    match (value, E::try_from(value)) {
-        (0, _) => Err(ApiError::invalid(field, "required")),
-        (_, Err(_)) => Err(ApiError::invalid(field, format!("unknown value {value}"))),
-        _ => Ok(()),
-    }
-}
-
 /// A valid timestamp after now; `what` says what it is when it is missing
 /// (`None`: the field is optional).
 fn future(
@@ -101,7 +92,7 @@ fn is_partner_id(s: &str) -> bool {
 }
 
 fn check_risk(r: &rd::AssessReturnRiskRequest) -> Result<(), ApiError> {
-    required::<pb::RiskLevel>("risk", r.risk)?;
+    ApiError::required_enum::<pb::RiskLevel>("risk", r.risk)?;
     if r.best_interests_ok && r.risk == pb::RiskLevel::High as i32 {
         return Err(ApiError::invalid(
             "best_interests_ok",

@@ -76,15 +76,6 @@ fn done(v: Bad) -> Result<(), ApiError> {
     }
 }
 
-/// Refuses 0 (`UNSPECIFIED`) and unknown numbers of a required enum.
-fn required<E: TryFrom<i32>>(field: &str, value: i32) -> Result<(), ApiError> {
-    match (value, E::try_from(value)) {
-        (0, _) => Err(ApiError::invalid(field, "required")),
-        (_, Err(_)) => Err(ApiError::invalid(field, format!("unknown value {value}"))),
-        _ => Ok(()),
-    }
-}
-
 /// A valid timestamp, if set; `future` also requires it after now.
 fn time(
     v: &mut Bad,
@@ -236,7 +227,7 @@ impl ShelterService for Shelter {
         req: Request<shelter::DischargePersonRequest>,
     ) -> Result<Response<shelter::DischargePersonResponse>, Status> {
         let r = req.into_inner();
-        required::<pb::DischargeReason>("reason", r.reason)?;
+        ApiError::required_enum::<pb::DischargeReason>("reason", r.reason)?;
         let body = B::Discharged(pb::Discharged { reason: r.reason });
         let recorded = self
             .rec
@@ -259,7 +250,7 @@ impl ShelterService for Shelter {
         req: Request<shelter::RecordServiceDeliveredRequest>,
     ) -> Result<Response<shelter::RecordServiceDeliveredResponse>, Status> {
         let r = req.into_inner();
-        required::<pb::ServiceType>("service", r.service)?;
+        ApiError::required_enum::<pb::ServiceType>("service", r.service)?;
         let body = B::ServiceDelivered(pb::ServiceDelivered { service: r.service });
         let recorded = self
             .rec
