@@ -220,16 +220,17 @@ impl Federation {
         opts: &LaunchOptions,
         authority_hex: &str,
     ) -> anyhow::Result<PathBuf> {
-        let dir = self.layout.agency(m.id);
-        let mut c = NodeConfig::for_tests(m.kind, &dir);
-        c.agency.id = AgencyId::new(m.id)?;
-        c.agency.country = m.country.to_owned();
+        let mut c = NodeConfig::with_defaults(
+            AgencyId::new(m.id)?,
+            m.kind,
+            m.country,
+            self.layout.journal(m.id),
+            self.layout.signing_key(m.id),
+        );
         c.grpc.listen = addr;
         c.nats.urls = vec![self.nats_url.clone()];
-        c.journal.data_dir = self.layout.journal(m.id);
         c.journal.checkpoint_interval = opts.checkpoint_interval;
         c.journal.checkpoint_every_entries = 200;
-        c.keys.signing_key_file = self.layout.signing_key(m.id);
         c.telemetry.log_filter.clone_from(&opts.log_filter);
         c.shutdown.grace_period = Duration::from_secs(15);
         c.federation.manifest_file = Some(self.layout.manifest());

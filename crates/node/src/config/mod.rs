@@ -197,16 +197,36 @@ pub struct ShutdownConfig {
 }
 
 impl NodeConfig {
+    /// Every key at its built-in default, with the required identity, journal
+    /// and key paths given: what a launcher writes out as a node's file.
+    pub fn with_defaults(
+        id: AgencyId,
+        kind: AgencyKind,
+        country: &str,
+        data_dir: PathBuf,
+        signing_key_file: PathBuf,
+    ) -> Self {
+        let mut c = schema::defaults_only();
+        c.agency.id = id;
+        c.agency.kind = kind;
+        c.agency.country = country.to_owned();
+        c.journal.data_dir = data_dir;
+        c.keys.signing_key_file = signing_key_file;
+        c
+    }
+
     /// A valid configuration for in-process tests: agency `test-<kind>`,
     /// gRPC on `127.0.0.1:0`, journal and key file under `dir` (the key file
     /// is not created), every other key at its default, grace period 5 s.
     pub fn for_tests(kind: AgencyKind, dir: &std::path::Path) -> Self {
-        let mut c = schema::defaults_only();
-        c.agency.id = AgencyId::new(&format!("test-{kind}")).expect("valid test agency id");
-        c.agency.kind = kind;
+        let mut c = Self::with_defaults(
+            AgencyId::new(&format!("test-{kind}")).expect("valid test agency id"),
+            kind,
+            "",
+            dir.join("journal"),
+            dir.join("signing.key"),
+        );
         c.grpc.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        c.journal.data_dir = dir.join("journal");
-        c.keys.signing_key_file = dir.join("signing.key");
         c.shutdown.grace_period = Duration::from_secs(5);
         c
     }
