@@ -156,8 +156,16 @@ impl<S: JournalStore> Journal<S> {
                     for o in &batch.outbox_add {
                         st.pending_outbox.remove(&(o.seq, o.recipient.clone()));
                     }
+                    // A removed item is gone for good (an outbox item is
+                    // queued once), so also forget it as pending: batches
+                    // overlap, and the batch that queued it may do its own
+                    // clean-up after this one (its waiters already returned
+                    // through `durable_ticket`). Left in `pending_outbox`, the
+                    // stale entry would make the item look present again and
+                    // let a second completion remove it twice.
                     for k in &batch.outbox_remove {
                         st.pending_removed.remove(k);
+                        st.pending_outbox.remove(k);
                     }
                     self.committed.notify_all();
                 }
