@@ -91,6 +91,26 @@ fn hostile_messages(k: &Keys, max_bytes: usize) -> Vec<Hostile> {
         event: Some((eid, case)),
     });
 
+    // A's retired key, used after its validity ended (a revoked key).
+    let (e, eid, case) = signal_from(A, pb::AgencyKind::Police);
+    out.push(Hostile {
+        what: "revoked key",
+        subject: to_b(A),
+        bytes: signed(&k.a_retired, &e),
+        reason: Reason::RevokedKey,
+        event: Some((eid, case)),
+    });
+
+    // A's next key, used before its validity starts.
+    let (e, eid, case) = signal_from(A, pb::AgencyKind::Police);
+    out.push(Hostile {
+        what: "key not yet valid",
+        subject: to_b(A),
+        bytes: signed(&k.a_next, &e),
+        reason: Reason::RevokedKey,
+        event: Some((eid, case)),
+    });
+
     // An agency the directory does not know, with a key nobody owns.
     let (e, eid, case) = signal_from("ngo-unknown", pb::AgencyKind::Ngo);
     out.push(Hostile {

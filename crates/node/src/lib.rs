@@ -45,6 +45,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admission;
 pub mod config;
 mod node;
 mod process;

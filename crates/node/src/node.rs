@@ -11,6 +11,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::admission::AdmissionLayer;
 use crate::config::NodeConfig;
 use crate::server::{MaxRequestSize, Services, trace_layer};
 use crate::shutdown::{Shutdown, ShutdownError};
@@ -93,10 +94,7 @@ pub async fn run(
 
     let layers = tower::ServiceBuilder::new()
         .layer(trace_layer())
-        .layer(tower::load_shed::LoadShedLayer::new())
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            grpc.max_concurrent_requests,
-        ));
+        .layer(AdmissionLayer::new(grpc.max_concurrent_requests));
     let router = tonic::transport::Server::builder()
         .timeout(grpc.request_timeout)
         .layer(layers)

@@ -4,9 +4,9 @@
 //! Layers, outermost first (tonic adds the first two itself):
 //! error recovery (tower errors become gRPC statuses), the request timeout
 //! (`grpc.request_timeout_ms`, answered `CANCELLED` by tonic), the `rpc`
-//! tracing span, load shedding, the global concurrency limit
-//! (`grpc.max_concurrent_requests`), then routing to the service, whose
-//! decoder enforces `grpc.max_request_bytes`.
+//! tracing span, admission control (`grpc.max_concurrent_requests`, see
+//! `admission.rs`; health checks bypass it), then routing to the service,
+//! whose decoder enforces `grpc.max_request_bytes`.
 //!
 //! Invariants:
 //! - Every service goes in through [`Services::add_service`], which applies the
@@ -15,6 +15,8 @@
 //! - A request over the concurrency limit is answered `RESOURCE_EXHAUSTED` at
 //!   once; nothing queues without bound. The limit counts requests until
 //!   their response headers are sent, so open streams do not hold a slot.
+//!   Health checks are never shed, so a flooded agency still reports
+//!   SERVING to its orchestrator.
 //! - Spans carry the method path and final gRPC status, never a body or
 //!   metadata value (bodies hold case data).
 
@@ -191,7 +193,7 @@ fn on_eos(trailers: Option<&HeaderMap>, stream_duration: Duration, span: &Span) 
 
 fn on_failure(class: GrpcFailureClass, latency: Duration, _span: &Span) {
     // Status codes are logged by `finished`; this only sees errors raised by
-    // a layer (such as load shedding) before a response existed.
+    // a layer before a response existed.
     if let GrpcFailureClass::Error(error) = class {
         tracing::warn!(%error, latency_ms = latency.as_millis(), "rpc rejected");
     }

@@ -195,7 +195,7 @@ async fn oversized_request_is_out_of_range() {
 }
 
 #[tokio::test]
-async fn over_the_concurrency_limit_is_resource_exhausted() {
+async fn over_the_concurrency_limit_is_resource_exhausted_but_health_answers() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&dir);
     cfg.grpc.max_concurrent_requests = 1;
@@ -213,13 +213,27 @@ async fn over_the_concurrency_limit_is_resource_exhausted() {
     });
     wait_in_flight(&started).await;
     let asked = Instant::now();
-    let status = health(ch.clone(), "").await.unwrap_err();
+    let status = InboxServiceClient::new(ch.clone())
+        .subscribe(SubscribeRequest::default())
+        .await
+        .map(drop)
+        .unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("grpc.max_concurrent_requests"),
+        "{status:?}"
+    );
     // Queued, it would wait for the 3 s request to finish.
     assert!(
         asked.elapsed() < Duration::from_millis(1500),
         "shed at once, not queued"
     );
+    // Health checks are never shed: the busy agency is alive and serving.
+    assert_eq!(
+        health(ch.clone(), "").await.unwrap(),
+        ServingStatus::Serving as i32
+    );
+    assert!(!slow.is_finished(), "the slot was still taken");
 
     slow.await.unwrap().expect("the admitted request completes");
     assert_eq!(health(ch, "").await.unwrap(), ServingStatus::Serving as i32);

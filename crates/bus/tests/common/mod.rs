@@ -27,8 +27,17 @@ pub struct Keys {
     pub a: AgencyKey,
     pub b: AgencyKey,
     pub c: AgencyKey,
+    /// A's retired key: valid only until [`RETIRED_AT`] (revoked after).
+    pub a_retired: AgencyKey,
+    /// A's next key: valid only from [`NEXT_FROM`] (not yet in force).
+    pub a_next: AgencyKey,
     pub dir: Arc<Directory>,
 }
+
+/// When A's retired key stopped being valid (ms since the epoch: 2020).
+pub const RETIRED_AT: i64 = 1_577_836_800_000;
+/// When A's next key becomes valid (ms since the epoch: 2100).
+pub const NEXT_FROM: i64 = 4_102_444_800_000;
 
 pub fn keys() -> Keys {
     let (a, b, c) = (
@@ -36,7 +45,24 @@ pub fn keys() -> Keys {
         AgencyKey::generate(),
         AgencyKey::generate(),
     );
+    let (a_retired, a_next) = (AgencyKey::generate(), AgencyKey::generate());
     let mut dir = Directory::new();
+    dir.insert(
+        id(A),
+        AgencyKind::Police,
+        [
+            TrustedKey {
+                key: a_retired.public_key(),
+                valid_from: Timestamp(0),
+                valid_until: Some(Timestamp(RETIRED_AT)),
+            },
+            TrustedKey {
+                key: a_next.public_key(),
+                valid_from: Timestamp(NEXT_FROM),
+                valid_until: None,
+            },
+        ],
+    );
     for (n, k, kind) in [
         (A, &a, AgencyKind::Police),
         (B_, &b, AgencyKind::Shelter),
@@ -56,6 +82,8 @@ pub fn keys() -> Keys {
         a,
         b,
         c,
+        a_retired,
+        a_next,
         dir: Arc::new(dir),
     }
 }
