@@ -27,15 +27,14 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/tests/fuzz/target}"
-fuzz=(cargo fuzz --fuzz-dir tests/fuzz)
-"${fuzz[@]}" build -s none --debug-assertions
+cargo fuzz build --fuzz-dir tests/fuzz -s none --debug-assertions
 commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates tests/fuzz || echo '+dirty')"
 status=0
 for t in "${targets[@]}"; do
     mkdir -p ".fuzz-corpus/$t"
     log="$(mktemp)"
     echo "fuzz: $t for ${secs}s"
-    if "${fuzz[@]}" run -s none --debug-assertions "$t" ".fuzz-corpus/$t" "tests/fuzz/seeds/$t" -- \
+    if cargo fuzz run --fuzz-dir tests/fuzz -s none --debug-assertions "$t" ".fuzz-corpus/$t" "tests/fuzz/seeds/$t" -- \
         -max_total_time="$secs" -max_len=65536 -print_final_stats=1 >"$log" 2>&1; then
         result="no crash"
     else
