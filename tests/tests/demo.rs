@@ -78,6 +78,26 @@ async fn demo_scenario_across_real_agency_processes() {
         "the auditor finds the demo exports clean:\n{}",
         audit.to_json().unwrap()
     );
+    // Again with the keys pinned to the federation's signed manifest, as an
+    // auditor holding the authority's public key would: still clean.
+    let layout = waymark_federation::Layout::new(dir.path());
+    let authority = waymark_crypto::AgencyKey::load(&layout.authority_key()).unwrap();
+    let manifest =
+        waymark_crypto::manifest::load_verified(&layout.manifest(), &authority.public_key())
+            .unwrap();
+    let pinned = audit_dir(
+        &exports,
+        &AuditOptions {
+            manifest: Some(manifest),
+            ..AuditOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        pinned.clean,
+        "the demo exports are clean against the manifest:\n{}",
+        pinned.to_json().unwrap()
+    );
 
     // The same federation again: identity reused, every case where it was.
     let fed = Federation::start(options(dir.path())).await.unwrap();

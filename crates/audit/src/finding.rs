@@ -208,6 +208,15 @@ pub mod rules {
     pub const CONSENT_BACKDATED: &str = "consent.backdated";
     /// A withdrawal not yet acknowledged by an agency that must.
     pub const WITHDRAWAL_OUTSTANDING: &str = "withdrawal.outstanding";
+    /// An export of an agency the federation manifest does not list.
+    pub const MANIFEST_UNKNOWN_AGENCY: &str = "manifest.unknown_agency";
+    /// An export whose header names another kind than the manifest.
+    pub const MANIFEST_KIND_MISMATCH: &str = "manifest.kind_mismatch";
+    /// An export header lists a key the manifest does not give its agency.
+    pub const MANIFEST_KEY_NOT_LISTED: &str = "manifest.key_not_listed";
+    /// An export header claims a key valid outside the manifest's window
+    /// for it (e.g. still valid after the manifest revoked it).
+    pub const MANIFEST_KEY_WINDOW: &str = "manifest.key_window";
     /// An event that does not decode as a Waymark event.
     pub const EVENT_MALFORMED: &str = "event.malformed";
     /// Prefix of policy violations found by the replay.

@@ -1,5 +1,6 @@
-//! The federation's public keys as the exports' headers list them, and
-//! which agency owns each key.
+//! The federation's public keys as the exports' headers list them (or, with
+//! a federation manifest, as the manifest lists them), and which agency owns
+//! each key.
 //!
 //! The verifier checks a signature against any key in the ring; the audit
 //! additionally requires that an event or checkpoint is signed by a key of
@@ -20,6 +21,16 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
+    /// Every member's keys with the federation manifest's windows (see
+    /// `manifest.rs`); export headers then add nothing.
+    pub(crate) fn from_manifest(m: &waymark_crypto::manifest::VerifiedManifest) -> Self {
+        let (ring, owners) = crate::manifest::ring(m);
+        Self {
+            ring,
+            owner: owners.into_iter().collect(),
+        }
+    }
+
     /// Adds an export header's keys. Malformed keys are skipped here; the
     /// verifier reports them for that journal.
     pub(crate) fn add(&mut self, h: &ExportHeader) {

@@ -38,8 +38,11 @@
 //! for nothing else. The header is the agency's own claim: what holds it to
 //! it is that every other agency's journal and cosignatures were verified
 //! with *their* header keys and must agree with it (witnesses, links,
-//! `journal.signer_mismatch`). Pinning keys to the federation's signed
-//! manifest is not done here.
+//! `journal.signer_mismatch`). With the federation's signed manifest
+//! ([`AuditOptions::manifest`]) the keys are pinned to it instead: header
+//! keys must be the manifest's, valid no longer than it says, and other
+//! agencies' signatures are checked with the manifest's windows
+//! (`manifest.*` findings; see `manifest.rs`).
 //!
 //! # Snapshots
 //! Journals are read one snapshot per agency (fetched concurrently from
@@ -93,6 +96,7 @@ pub mod html;
 mod integrity;
 mod keys;
 mod links;
+mod manifest;
 #[cfg(any(test, feature = "bench"))]
 mod memory;
 mod progress;
@@ -182,6 +186,10 @@ pub struct AuditOptions {
     /// [`Source::Dir`] gives the same report. Without it they are spooled to
     /// a private temporary directory removed after the audit.
     pub save_exports: Option<PathBuf>,
+    /// The federation's manifest, verified against the authority key the
+    /// auditor pins: when set, it (not the export headers) says which keys
+    /// each agency may sign with and when (see `manifest.rs`).
+    pub manifest: Option<waymark_crypto::manifest::VerifiedManifest>,
 }
 
 /// Audits every `*.wmj` export in `dir`.

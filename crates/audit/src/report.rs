@@ -283,7 +283,10 @@ fn collect(
 /// Runs every phase.
 pub(crate) fn run(sources: &[Source], opts: &AuditOptions) -> Result<Report, AuditError> {
     let (files, mut findings, _spool) = collect(sources, opts)?;
-    let mut keys = Keys::default();
+    let mut keys = match &opts.manifest {
+        Some(m) => Keys::from_manifest(m),
+        None => Keys::default(),
+    };
     let mut seen = HashMap::new();
     // (agency, file index) of files with a readable header and a new agency id.
     let mut usable = Vec::new();
@@ -298,7 +301,10 @@ pub(crate) fn run(sources: &[Source], opts: &AuditOptions) -> Result<Report, Aud
             ));
             continue;
         }
-        keys.add(h);
+        match &opts.manifest {
+            Some(m) => findings.extend(crate::manifest::check_header(m, h)),
+            None => keys.add(h),
+        }
         usable.push((h.agency_id.clone(), i));
     }
     let exported: HashMap<String, i64> = usable

@@ -1,7 +1,8 @@
 //! `waymark audit [DIR] [--endpoint URL]...`: verify every journal export in
 //! DIR and/or the journals of live agencies, read over their
 //! `JournalService.ExportJournal` and checked exactly as export files (see
-//! the `waymark-audit` crate). Thin: parse flags, call the library, print,
+//! the `waymark-audit` crate); with `--manifest` and `--authority-key` the
+//! keys are pinned to the federation's signed manifest. Thin: parse flags, call the library, print,
 //! choose the exit code (0 clean, 1 any finding of severity error or worse,
 //! 64 bad usage, 74 unreadable input or unreachable endpoint).
 
@@ -44,6 +45,17 @@ pub(crate) struct AuditArgs {
     /// Verification threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// The federation's signed manifest (`federation.toml`, with its `.sig`
+    /// beside it): each agency's keys and their validity are then taken from
+    /// it, not from the exports' headers, and headers that disagree are
+    /// findings (`manifest.*`). Needs --authority-key.
+    #[arg(long, value_name = "FILE", requires = "authority_key")]
+    manifest: Option<PathBuf>,
+    /// The federation authority's Ed25519 public key (64 hex digits) the
+    /// manifest must be signed by: pin it from a source you trust, not from
+    /// the agencies audited.
+    #[arg(long, value_name = "HEX", requires = "manifest")]
+    authority_key: Option<String>,
 }
 
 /// Runs the audit.
@@ -58,6 +70,25 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
+    let manifest = match (&args.manifest, &args.authority_key) {
+        (Some(path), Some(hex)) => {
+            let key = match waymark_crypto::manifest::decode_key(hex) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("waymark: error: --authority-key: {e}");
+                    return Ok(ExitCode::from(64));
+                }
+            };
+            match waymark_crypto::manifest::load_verified(path, &key) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    eprintln!("waymark: error: --manifest: {e}");
+                    return Ok(ExitCode::from(74));
+                }
+            }
+        }
+        _ => None,
+    };
     let mut sources: Vec<Source> = args.dir.iter().cloned().map(Source::Dir).collect();
     sources.extend(args.endpoints.iter().cloned().map(Source::Endpoint));
     let opts = AuditOptions {
@@ -66,6 +97,7 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         progress: true,
         threads: args.threads,
         save_exports: args.save_exports.clone(),
+        manifest,
     };
     let report = match audit(&sources, &opts) {
         Ok(r) => r,
