@@ -93,6 +93,7 @@ pub async fn run(
 
     let layers = tower::ServiceBuilder::new()
         .layer(trace_layer())
+        .layer(crate::rpc_metrics::RpcMetricsLayer)
         .layer(tower::load_shed::LoadShedLayer::new())
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             grpc.max_concurrent_requests,
