@@ -6,6 +6,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod otlp;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,7 +20,7 @@ use crate::directory::Directory;
 use crate::error::SendError;
 use crate::quarantine::Counters;
 use crate::state::CaseCache;
-use crate::{inbox, relay, witness};
+use crate::{inbox, meter, relay, witness};
 
 /// Shared by the tasks of one agency's bus.
 pub(crate) struct Ctx {
@@ -38,8 +38,10 @@ pub(crate) struct Ctx {
     pub(crate) completed: Mutex<Vec<EventId>>,
     /// Journal seqs of receipts to publish again (a duplicate delivery).
     pub(crate) republish: Mutex<Vec<u64>>,
-    /// Trace headers captured by `send`, until the relay publishes.
-    pub(crate) trace_stash: Mutex<HashMap<EventId, HashMap<String, String>>>,
+    /// Events `send` journaled in this process and not yet receipted: their
+    /// trace headers (for the relay) and when they were journaled (for the
+    /// delivery latency). Bounded by [`crate::meter::MAX_IN_FLIGHT`].
+    pub(crate) in_flight: Mutex<HashMap<EventId, crate::meter::InFlight>>,
 }
 
 /// What [`Bus::send`] recorded.
@@ -94,7 +96,7 @@ impl Bus {
             relay_wake: Notify::new(),
             completed: Mutex::new(Vec::new()),
             republish: Mutex::new(Vec::new()),
-            trace_stash: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         });
         let me = ctx.config.agency.to_string();
         let spawn = |name: &'static str, fut: futures::future::BoxFuture<'static, ()>| {
@@ -108,6 +110,7 @@ impl Bus {
                 "witness",
                 Box::pin(witness::run(ctx.clone(), shutdown.clone())),
             ),
+            spawn("meter", Box::pin(meter::run(ctx.clone(), shutdown.clone()))),
         ];
         Self {
             ctx,
@@ -172,10 +175,10 @@ impl Bus {
             let new = matches!(appended, waymark_journal::Appended::New { .. });
             if has_recipient {
                 if new
-                    && let Ok(mut s) = ctx.trace_stash.lock()
-                    && s.len() < 100_000
+                    && let Ok(mut s) = ctx.in_flight.lock()
+                    && s.len() < crate::meter::MAX_IN_FLIGHT
                 {
-                    s.insert(event_id, stash);
+                    s.insert(event_id, crate::meter::InFlight::now(stash));
                 }
                 ctx.relay_wake.notify_one();
             }

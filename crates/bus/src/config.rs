@@ -44,6 +44,8 @@ pub struct BusConfig {
     pub max_clock_skew: Duration,
     /// Case states cached for policy checks before the cache is reset.
     pub case_cache: usize,
+    /// How often journal-wide metrics (size, checkpoint lag) are sampled.
+    pub metrics_interval: Duration,
 }
 
 impl BusConfig {
@@ -66,6 +68,7 @@ impl BusConfig {
             checkpoint_interval: Duration::from_secs(5),
             max_clock_skew: Duration::from_secs(300),
             case_cache: 10_000,
+            metrics_interval: Duration::from_secs(5),
         }
     }
 }

@@ -204,6 +204,7 @@ async fn handle(ctx: &Arc<Ctx>, msgs: Vec<Message>) -> Result<(), BusError> {
             }
         }
     }
+    crate::meter::delivered(ctx, &completed);
     if let Ok(mut c) = ctx.completed.lock() {
         c.extend(completed);
     }

@@ -33,7 +33,9 @@
 //!
 //! Modules: [`subjects`], [`provision`], [`directory`], [`quarantine`],
 //! [`config`], [`error`]; internal: relay, inbox, witness (checkpoints),
-//! check (verification and policy), state (case-state cache), trace.
+//! check (verification and policy), state (case-state cache), trace (W3C
+//! context in NATS headers), meter (metrics: outbox depth, receipts pending,
+//! delivery latency, journal size, checkpoint lag).
 
 #![forbid(unsafe_code)]
 
@@ -43,6 +45,7 @@ pub mod config;
 pub mod directory;
 pub mod error;
 mod inbox;
+mod meter;
 pub mod provision;
 pub mod quarantine;
 mod receipt;

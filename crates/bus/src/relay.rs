@@ -150,6 +150,12 @@ impl Relay {
             }
         }
         self.publish(batch).await?;
+        let pending = self
+            .items
+            .values()
+            .filter(|i| !i.receipt && i.sent.is_some())
+            .count();
+        crate::meter::relay_state(self.items.len(), pending);
         let next = self
             .items
             .values()
@@ -304,10 +310,10 @@ impl Relay {
 
     fn message(&self, i: &Item) -> PublishMessage {
         let mut headers = HeaderMap::new();
-        if let Ok(s) = self.ctx.trace_stash.lock()
+        if let Ok(s) = self.ctx.in_flight.lock()
             && let Some(t) = s.get(&i.event_id)
         {
-            crate::trace::inject(t, &mut headers);
+            crate::trace::inject(&t.trace, &mut headers);
         }
         PublishMessage::build()
             .payload(i.envelope.clone())

@@ -37,10 +37,11 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             for e in fed.endpoints().values() {
                 writeln!(
                     out,
-                    "  {:<20} {:<10} {}",
+                    "  {:<20} {:<10} {:<24} metrics {}",
                     e.id.as_str(),
                     e.kind.as_str(),
-                    e.url()
+                    e.url(),
+                    e.metrics_url()
                 )?;
             }
             writeln!(

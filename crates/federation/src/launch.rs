@@ -69,6 +69,9 @@ pub struct LaunchOptions {
     pub log_filter: String,
     /// Checkpoint cadence of the journals.
     pub checkpoint_interval: Duration,
+    /// OTLP/gRPC endpoint every agency exports its traces to; none (the
+    /// default) exports nothing.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl LaunchOptions {
@@ -80,6 +83,7 @@ impl LaunchOptions {
             program,
             log_filter: "info".to_owned(),
             checkpoint_interval: Duration::from_secs(2),
+            otlp_endpoint: None,
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct Endpoint {
     pub kind: AgencyKind,
     /// Its gRPC address.
     pub addr: SocketAddr,
+    /// Its Prometheus endpoint (`http://<metrics>/metrics`).
+    pub metrics: SocketAddr,
     /// A connected channel.
     pub channel: Channel,
 }
@@ -101,6 +107,11 @@ impl Endpoint {
     /// `http://addr`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `http://metrics/metrics`, its Prometheus scrape URL.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics)
     }
 }
 
@@ -170,7 +181,8 @@ impl Federation {
         let authority_hex = hex::encode(authority.public_key().as_bytes());
         for m in &opts.members {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-            let config = fed.write_config(m, addr, &opts, &authority_hex)?;
+            let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let config = fed.write_config(m, (addr, metrics), &opts, &authority_hex)?;
             let pid = Arc::new(Mutex::new(None));
             let task = tokio::spawn(supervise(
                 m.id.to_owned(),
@@ -191,6 +203,7 @@ impl Federation {
                     id: AgencyId::new(m.id)?,
                     kind: m.kind,
                     addr,
+                    metrics,
                     channel,
                 },
             );
@@ -216,7 +229,7 @@ impl Federation {
     fn write_config(
         &self,
         m: &SampleAgency,
-        addr: SocketAddr,
+        (addr, metrics): (SocketAddr, SocketAddr),
         opts: &LaunchOptions,
         authority_hex: &str,
     ) -> anyhow::Result<PathBuf> {
@@ -232,6 +245,8 @@ impl Federation {
         c.journal.checkpoint_interval = opts.checkpoint_interval;
         c.journal.checkpoint_every_entries = 200;
         c.telemetry.log_filter.clone_from(&opts.log_filter);
+        c.telemetry.metrics_listen = Some(metrics);
+        c.telemetry.otlp_endpoint.clone_from(&opts.otlp_endpoint);
         c.shutdown.grace_period = Duration::from_secs(15);
         c.federation.manifest_file = Some(self.layout.manifest());
         c.federation.authority_key = Some(authority_hex.to_owned());

@@ -64,19 +64,20 @@ impl<S, B> tower::Service<http::Request<B>> for Admission<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<Body>>,
     S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S::Error: Into<tower::BoxError>,
 {
     type Response = http::Response<Body>;
-    type Error = S::Error;
+    type Error = tower::BoxError;
     type Future = Boxed<Self::Response, Self::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path().starts_with(HEALTH) {
-            return Box::pin(self.inner.call(req));
+            let answer = self.inner.call(req);
+            return Box::pin(async move { answer.await.map_err(Into::into) });
         }
         match self.permits.clone().try_acquire_owned() {
             Ok(permit) => {
@@ -84,7 +85,7 @@ where
                 Box::pin(async move {
                     let r = answer.await;
                     drop(permit);
-                    r
+                    r.map_err(Into::into)
                 })
             }
             Err(_) => {

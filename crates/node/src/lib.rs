@@ -10,7 +10,8 @@
 //!   tests start it on port 0).
 //! - [`Shutdown`]: the cancellation token and the registry of named,
 //!   instrumented background tasks that the journal and bus plug into.
-//! - [`telemetry`]: logs, optional OTLP traces, optional Prometheus metrics.
+//! - [`telemetry`]: logs, optional OTLP traces, optional Prometheus metrics
+//!   (gRPC requests by method and code from `rpc_metrics`).
 //! - [`main_with`]: the process shell a service's `main` calls (exit 64 for
 //!   bad configuration, before anything is bound).
 //!
@@ -49,6 +50,7 @@ mod admission;
 pub mod config;
 mod node;
 mod process;
+mod rpc_metrics;
 mod server;
 mod shutdown;
 pub mod telemetry;

@@ -94,6 +94,7 @@ pub async fn run(
 
     let layers = tower::ServiceBuilder::new()
         .layer(trace_layer())
+        .layer(crate::rpc_metrics::RpcMetricsLayer)
         .layer(AdmissionLayer::new(grpc.max_concurrent_requests));
     let router = tonic::transport::Server::builder()
         .timeout(grpc.request_timeout)

@@ -6,8 +6,12 @@
 //! service's `main` (see [`crate::main_with`]), never in [`crate::run`]:
 //! in-process tests start many nodes in one process.
 //!
-//! Invariant: nothing is exported unless configured; the default is local
-//! logs only. (W3C trace context through NATS headers comes with the bus.)
+//! Invariants: nothing is exported unless configured; the default is local
+//! logs only. The W3C trace-context propagator is always installed, so the
+//! bus carries `traceparent` in NATS headers whenever a span is sampled and
+//! one trace spans the sending and the receiving agency. Metric labels are
+//! the agency id (global) and bounded tokens (method, code, reason); spans
+//! carry method paths and ids of no person (see `server.rs`).
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
@@ -19,6 +23,12 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{AgencyConfig, LogFormat, TelemetryConfig};
+
+/// Histogram buckets (seconds) of every `*_seconds` metric: gRPC calls of a
+/// few milliseconds up to deliveries that waited out receipt timeouts.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
 
 /// Setting up telemetry failed.
 #[derive(Debug, thiserror::Error)]
@@ -129,10 +139,19 @@ pub fn init(
         .try_init()
         .map_err(TelemetryError::Subscriber)?;
 
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+
     if let Some(addr) = config.metrics_listen {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
             .add_global_label("agency", agency.id.to_string())
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("_seconds".to_owned()),
+                LATENCY_BUCKETS,
+            )
+            .map_err(TelemetryError::Metrics)?
             .install()
             .map_err(TelemetryError::Metrics)?;
         tracing::info!(%addr, "Prometheus metrics endpoint listening");
