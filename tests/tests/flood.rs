@@ -154,11 +154,25 @@ async fn floods_are_refused_or_quarantined_and_health_keeps_answering() {
     }
 
     // ---- bus flood -----------------------------------------------------
-    // Junk on the police agency's inbox subject, claiming to come from the
-    // shelter (a member), published raw by a client of the broker: unsigned
-    // envelopes, so each must be quarantined as a bad signature.
+    // Junk on the police agency's inbox subject from the shelter (a member
+    // turned hostile), published raw: unsigned envelopes, so each must be
+    // quarantined as a bad signature.
     const JUNK: usize = 2000;
-    let nats = async_nats::connect(fed.nats_url()).await.unwrap();
+    // Connected as the shelter (the broker lets an agency publish under its
+    // own sender token only): a hostile member, not an outsider.
+    let shelter = "bg-shelter-sofia";
+    let seed = waymark_federation::natsauth::load_seed(&fed.layout().nats_seed(shelter))
+        .unwrap()
+        .seed()
+        .unwrap();
+    let nats = async_nats::ConnectOptions::new()
+        .nkey(seed)
+        .custom_inbox_prefix(waymark_bus::subjects::inbox_prefix(
+            &waymark_types::AgencyId::new(shelter).unwrap(),
+        ))
+        .connect(fed.nats_url())
+        .await
+        .unwrap();
     let js = async_nats::jetstream::new(nats.clone());
     let quarantined_before = quarantined(&police).await;
     for i in 0..JUNK {

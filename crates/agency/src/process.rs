@@ -242,7 +242,8 @@ async fn serve(
     Ok(())
 }
 
-/// Opens the NATS connection the configuration describes: credentials, TLS
+/// Opens the NATS connection the configuration describes: nkey seed or
+/// credentials, the agency's own reply-inbox prefix, TLS
 /// (server verification with the configured CA, client certificate when
 /// set), retrying the first connection until the broker answers.
 ///
@@ -253,7 +254,15 @@ pub async fn connect(config: &NodeConfig) -> Result<async_nats::Client, ServeErr
     let n = &config.nats;
     let mut opts = async_nats::ConnectOptions::new()
         .name(format!("waymark-{}", config.agency.id))
+        // Replies and pull deliveries arrive under this agency's own prefix,
+        // the only place its broker permissions let it subscribe.
+        .custom_inbox_prefix(waymark_bus::subjects::inbox_prefix(&config.agency.id))
         .retry_on_initial_connect();
+    if let Some(seed_file) = &n.nkey_seed_file {
+        let seed = std::fs::read_to_string(seed_file)
+            .map_err(|e| ServeError::Nats(format!("{}: {e}", seed_file.display())))?;
+        opts = opts.nkey(seed.trim().to_owned());
+    }
     if let Some(creds) = &n.credentials_file {
         opts = opts
             .credentials_file(creds)

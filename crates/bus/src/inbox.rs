@@ -55,14 +55,9 @@ async fn session(
     backoff: &mut Backoff,
 ) -> Result<(), BusError> {
     let stream = provision::ensure_stream(&ctx.js, provision::event_stream(&ctx.config)).await?;
-    let name = format!("inbox-{}", ctx.config.agency);
-    let consumer = provision::durable(
-        &stream,
-        &ctx.config,
-        name.clone(),
-        crate::subjects::inbox_filter(&ctx.config.agency),
-    )
-    .await?;
+    let spec = provision::inbox_durable(&ctx.config.agency);
+    let name = spec.name.clone();
+    let consumer = provision::durable(&stream, &ctx.config, spec.name, spec.filter).await?;
     let messages = consumer
         .stream()
         .max_messages_per_batch(ctx.config.inbox_batch)

@@ -10,12 +10,21 @@
 //! creation that loses the race finds the winner's stream and verifies it.
 //! An existing stream whose subjects or storage differ is an error, never
 //! silently changed.
+//!
+//! Under per-agency broker permissions (`waymark keys nats`, the local
+//! federation) agencies may only *look up* the two streams: creating one is
+//! refused by the broker, because a stream created by a hostile agency could
+//! carry a `republish` or `sources` setting that copies everyone's events to
+//! it. The provisioning user (the launcher, the operator) creates them with
+//! [`provision`]; an agency finding one missing retries until it is back.
 
 use std::time::Duration;
 
 use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::stream::{Config, RetentionPolicy, StorageType, Stream};
+
+use waymark_types::AgencyId;
 
 use crate::config::BusConfig;
 use crate::error::{BusError, broker};
@@ -102,6 +111,51 @@ pub async fn provision(js: &Context, cfg: &BusConfig) -> Result<(), BusError> {
     ensure_stream(js, event_stream(cfg)).await?;
     ensure_stream(js, checkpoint_stream(cfg)).await?;
     Ok(())
+}
+
+/// One durable consumer of an agency: the stream it reads, its name and its
+/// filter. The bus creates exactly these, and the broker's per-agency
+/// permissions allow exactly these (name *and* filter in the create subject).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableSpec {
+    /// The stream.
+    pub stream: &'static str,
+    /// The durable name.
+    pub name: String,
+    /// The filter subject.
+    pub filter: String,
+}
+
+/// `me`'s inbox consumer: every event addressed to `me`.
+pub fn inbox_durable(me: &AgencyId) -> DurableSpec {
+    DurableSpec {
+        stream: EVENT_STREAM,
+        name: format!("inbox-{me}"),
+        filter: subjects::inbox_filter(me),
+    }
+}
+
+/// `me`'s witness consumer: every agency's checkpoints (public).
+pub fn witness_durable(me: &AgencyId) -> DurableSpec {
+    DurableSpec {
+        stream: CHECKPOINT_STREAM,
+        name: format!("witness-{me}"),
+        filter: subjects::all_checkpoints(),
+    }
+}
+
+/// `me`'s cosignature consumer: cosignatures of `me`'s checkpoints.
+pub fn cosig_durable(me: &AgencyId) -> DurableSpec {
+    DurableSpec {
+        stream: CHECKPOINT_STREAM,
+        name: format!("cosig-{me}"),
+        filter: subjects::cosignatures_for(me),
+    }
+}
+
+/// Every durable consumer `me` uses.
+pub fn durables_of(me: &AgencyId) -> [DurableSpec; 3] {
+    [inbox_durable(me), witness_durable(me), cosig_durable(me)]
 }
 
 /// A durable pull consumer with explicit acks, bound to `stream`.

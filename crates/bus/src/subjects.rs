@@ -126,6 +126,24 @@ pub fn all_cosignatures() -> String {
     format!("{COSIG}.>")
 }
 
+/// The subjects `me` may publish on: its own sender token of events, its
+/// own checkpoints, its own cosignatures. The broker's per-agency
+/// permissions (`waymark keys nats`) are built from exactly this list.
+pub fn published_by(me: &AgencyId) -> [String; 3] {
+    [
+        format!("{EVT}.{me}.>"),
+        checkpoint(me),
+        format!("{COSIG}.{me}.>"),
+    ]
+}
+
+/// The reply-inbox prefix of `me`'s NATS connection (`_INBOX_<me>`): every
+/// JetStream API reply and pull delivery to `me` arrives under it, so the
+/// broker lets `me` subscribe there and nowhere else.
+pub fn inbox_prefix(me: &AgencyId) -> String {
+    format!("_INBOX_{me}")
+}
+
 /// Parses any Waymark subject; `None` if it is not one this crate builds.
 pub fn parse(s: &str) -> Option<Subject> {
     let t: Vec<&str> = s.split('.').collect();
@@ -256,5 +274,38 @@ mod tests {
         assert_eq!(inbox_filter(&me), "waymark.v1.evt.*.shelter-varna.*");
         assert_eq!(all_checkpoints(), "waymark.v1.ckpt.*");
         assert_eq!(cosignatures_for(&me), "waymark.v1.cosig.*.shelter-varna");
+        assert_eq!(inbox_prefix(&me), "_INBOX_shelter-varna");
+        let own = published_by(&me);
+        assert_eq!(
+            own,
+            [
+                "waymark.v1.evt.shelter-varna.>",
+                "waymark.v1.ckpt.shelter-varna",
+                "waymark.v1.cosig.shelter-varna.>"
+            ]
+        );
+    }
+
+    /// What an agency publishes is inside its own permissions: every event
+    /// it sends, its checkpoints and its cosignatures start with a prefix of
+    /// [`published_by`]; another agency's never do.
+    #[test]
+    fn published_by_covers_exactly_the_own_subjects() {
+        let (me, other) = (a("shelter-varna"), a("bg-police-sofia"));
+        let covered = |who: &AgencyId, subject: &str| {
+            published_by(who).iter().any(|p| match p.strip_suffix('>') {
+                Some(prefix) => subject.starts_with(prefix),
+                None => subject == p,
+            })
+        };
+        let kind = SubjectKind::Event(EventKind::Receipt);
+        for s in [
+            event(&me, &other, kind),
+            checkpoint(&me),
+            cosignature(&me, &other),
+        ] {
+            assert!(covered(&me, &s), "{s}");
+            assert!(!covered(&other, &s), "{s}");
+        }
     }
 }

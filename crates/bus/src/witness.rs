@@ -196,11 +196,12 @@ async fn session(
     let me = &ctx.config.agency;
     let stream =
         provision::ensure_stream(&ctx.js, provision::checkpoint_stream(&ctx.config)).await?;
-    let (name, filter) = match kind {
-        Kind::Checkpoints => (format!("witness-{me}"), subjects::all_checkpoints()),
-        Kind::Cosignatures => (format!("cosig-{me}"), subjects::cosignatures_for(me)),
+    let spec = match kind {
+        Kind::Checkpoints => provision::witness_durable(me),
+        Kind::Cosignatures => provision::cosig_durable(me),
     };
-    let consumer = provision::durable(&stream, &ctx.config, name.clone(), filter).await?;
+    let name = spec.name.clone();
+    let consumer = provision::durable(&stream, &ctx.config, spec.name, spec.filter).await?;
     let mut messages = consumer
         .stream()
         .heartbeat(Duration::from_secs(1))

@@ -1,11 +1,16 @@
-//! `waymark keys`: agency signing keys.
+//! `waymark keys`: agency signing keys, the broker's per-agency nkey users,
+//! and certificates for gRPC mutual TLS.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
 use waymark_crypto::AgencyKey;
+use waymark_federation::natsauth::{self, SeedFiles};
+use waymark_federation::tls;
+use waymark_types::AgencyId;
 
 /// `waymark keys ...`
 #[derive(Debug, Subcommand)]
@@ -21,6 +26,75 @@ pub(crate) enum KeysCommand {
     Show {
         /// The secret key file.
         file: PathBuf,
+    },
+    /// NATS users for a federation: one nkey seed per agency plus one for
+    /// the stream provisioner in SEEDS (mode 0600, reused when present), and
+    /// the server's authorization block (public keys and per-agency subject
+    /// permissions only) in OUT, to `include` from nats-server.conf.
+    Nats {
+        /// An agency id (repeat for every member).
+        #[arg(long = "agency", required_unless_present = "sample")]
+        agencies: Vec<String>,
+        /// The sample federation's agencies (what `waymark up` runs).
+        #[arg(long)]
+        sample: bool,
+        /// Directory of the secret seeds (`<agency>.nk`, `waymark-provisioner.nk`).
+        #[arg(long)]
+        seeds: PathBuf,
+        /// The authorization file to write (e.g. deploy/nats/auth.conf).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Certificates for gRPC mutual TLS.
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+/// `waymark keys tls ...`: files are `<name>.crt` (0644) and `<name>.key`
+/// (0600) in `--out`; existing files are never overwritten.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TlsCommand {
+    /// A new certificate authority (`ca.crt`, `ca.key`).
+    Ca {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// The CA's common name.
+        #[arg(long, default_value = "Waymark gRPC CA")]
+        name: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u64,
+    },
+    /// A server certificate for an agency node (`server.crt`, `server.key`).
+    Server {
+        /// Directory holding `ca.crt` and `ca.key`.
+        #[arg(long)]
+        ca: PathBuf,
+        /// A DNS name or IP address the node is reached by (repeatable).
+        #[arg(long = "dns", required = true)]
+        names: Vec<String>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+    },
+    /// A client certificate for a back-office system (`<name>.crt`, `<name>.key`).
+    Client {
+        /// Directory holding `ca.crt` and `ca.key`.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The client's name (common name and file stem).
+        #[arg(long)]
+        name: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
     },
 }
 
@@ -38,6 +112,67 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             let key = AgencyKey::load(&file)?;
             writeln!(out, "key-id: {}", key.key_id())?;
             writeln!(out, "public: {}", hex::encode(key.public_key().as_bytes()))?;
+        }
+        KeysCommand::Nats {
+            mut agencies,
+            sample,
+            seeds,
+            out: file,
+        } => {
+            if sample {
+                agencies.extend(waymark_federation::SAMPLE.iter().map(|m| m.id.to_owned()));
+            }
+            let files = SeedFiles {
+                provisioner: seeds.join(format!("{}.nk", natsauth::PROVISIONER)),
+                agencies: agencies
+                    .iter()
+                    .map(|a| Ok((AgencyId::new(a)?, seeds.join(format!("{a}.nk")))))
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            let text = natsauth::ensure(&files)?;
+            std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+            writeln!(
+                out,
+                "{}: {} agency users and the provisioner; seeds in {}",
+                file.display(),
+                files.agencies.len(),
+                seeds.display()
+            )?;
+        }
+        KeysCommand::Tls(cmd) => {
+            let (dir, stem, pair) = match cmd {
+                TlsCommand::Ca { out, name, days } => {
+                    (out, "ca".to_owned(), tls::new_ca(&name, days)?)
+                }
+                TlsCommand::Server {
+                    ca,
+                    names,
+                    out,
+                    days,
+                } => {
+                    let ca = tls::read_pair(&ca, "ca")?;
+                    (
+                        out,
+                        "server".to_owned(),
+                        tls::issue_server(&ca, &names, days)?,
+                    )
+                }
+                TlsCommand::Client {
+                    ca,
+                    name,
+                    out,
+                    days,
+                } => {
+                    AgencyId::new(&name).with_context(|| {
+                        format!("{name:?}: a client name is a file stem of a-z, 0-9 and -")
+                    })?;
+                    let ca = tls::read_pair(&ca, "ca")?;
+                    let pair = tls::issue_client(&ca, &name, days)?;
+                    (out, name, pair)
+                }
+            };
+            let (cert, key) = tls::write_pair(&dir, &stem, &pair)?;
+            writeln!(out, "{}\n{}", cert.display(), key.display())?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -2,7 +2,9 @@
 //! `nats-server` and one process per agency (keys and a signed manifest are
 //! made on the first run), prints every agency's gRPC endpoint (health and
 //! reflection are on, so `grpcurl -plaintext ADDR list` works), and runs
-//! until Ctrl-C, which stops every process cleanly.
+//! until Ctrl-C, which stops every process cleanly. The broker always runs
+//! with per-agency users and permissions; `--tls` also puts gRPC behind
+//! TLS with required client certificates.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,6 +23,11 @@ pub(crate) struct UpArgs {
     /// `tracing` filter for the agencies' logs (in DATA_DIR/logs).
     #[arg(long, default_value = "info")]
     log_filter: String,
+    /// Serve gRPC over TLS and require client certificates issued by the
+    /// federation's CA (made on first use in DATA_DIR/tls; issue one for a
+    /// back-office system with `waymark keys tls client --ca DATA_DIR/tls`).
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Runs the federation until Ctrl-C or SIGTERM.
@@ -29,6 +36,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let mut opts = LaunchOptions::sample(&args.data_dir, AgencyProgram::this_executable()?);
         opts.log_filter = args.log_filter;
+        opts.grpc_tls = args.tls;
         let fed = Federation::start(opts).await?;
         {
             let mut out = std::io::stdout().lock();
@@ -44,9 +52,17 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                     e.metrics_url()
                 )?;
             }
+            if args.tls {
+                writeln!(
+                    out,
+                    "gRPC TLS: client certificates required; CA {}",
+                    fed.layout().tls_dir().join("ca.crt").display()
+                )?;
+            }
             writeln!(
                 out,
-                "manifest: {}\nlogs:     {}\nCtrl-C stops everything.",
+                "nats:     per-agency users, {}\nmanifest: {}\nlogs:     {}\nCtrl-C stops everything.",
+                fed.layout().nats_auth().display(),
                 fed.layout().manifest().display(),
                 fed.layout().root().join("logs").display()
             )?;

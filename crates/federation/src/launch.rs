@@ -1,6 +1,12 @@
 //! Starting and supervising a local federation: one `nats-server` with
 //! JetStream and one process per agency.
 //!
+//! The server runs with the federation's per-agency users and permissions
+//! ([`crate::natsauth`]); the launcher creates the streams as the
+//! provisioning user before any agency starts (agencies may not). gRPC is
+//! plaintext on loopback unless [`LaunchOptions::grpc_tls`] is set; then
+//! every agency requires a client certificate from the federation's CA.
+//!
 //! # Supervision
 //! Every process is watched by its own task. One that exits while the
 //! federation is running is restarted (with a growing pause, at most
@@ -28,6 +34,7 @@ use waymark_testkit::NatsServer;
 use waymark_types::{AgencyId, AgencyKind};
 
 use crate::layout::{Layout, SampleAgency};
+use crate::tls::{LocalTls, launcher_channel};
 
 /// Restarts of one process before the supervisor gives up on it.
 pub const MAX_RESTARTS: u32 = 5;
@@ -72,6 +79,9 @@ pub struct LaunchOptions {
     /// OTLP/gRPC endpoint every agency exports its traces to; none (the
     /// default) exports nothing.
     pub otlp_endpoint: Option<String>,
+    /// Serve gRPC over TLS with required client certificates (certificates
+    /// in `DIR/tls`, made on first use). Default off: plaintext on loopback.
+    pub grpc_tls: bool,
 }
 
 impl LaunchOptions {
@@ -84,6 +94,7 @@ impl LaunchOptions {
             log_filter: "info".to_owned(),
             checkpoint_interval: Duration::from_secs(2),
             otlp_endpoint: None,
+            grpc_tls: false,
         }
     }
 }
@@ -99,14 +110,18 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// Its Prometheus endpoint (`http://<metrics>/metrics`).
     pub metrics: SocketAddr,
-    /// A connected channel.
+    /// A connected channel (over TLS with the launcher's client
+    /// certificate when the federation serves TLS).
     pub channel: Channel,
+    /// Whether it serves TLS.
+    pub tls: bool,
 }
 
 impl Endpoint {
-    /// `http://addr`.
+    /// `http://addr`, or `https://addr` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// `http://metrics/metrics`, its Prometheus scrape URL.
@@ -156,11 +171,17 @@ impl Federation {
     pub async fn start(opts: LaunchOptions) -> anyhow::Result<Self> {
         let layout = Layout::new(&opts.dir);
         let authority = layout.ensure_identity(&opts.members)?;
+        // Per-agency broker users: each may publish only under its own
+        // sender token and read only its own consumers (natsauth.rs).
+        let auth = crate::natsauth::ensure(&layout.nats_seed_files(&opts.members)?)?;
+        std::fs::write(layout.nats_auth(), &auth)
+            .with_context(|| format!("writing {}", layout.nats_auth().display()))?;
         let store = layout.nats_store();
         let nats = tokio::task::spawn_blocking(move || {
             NatsServer::builder()
                 .name("waymark-local")
                 .store_dir(store)
+                .extra_config(auth)
                 .start()
         })
         .await?
@@ -178,11 +199,25 @@ impl Federation {
             stopping,
             nats_watch,
         };
+        if let Some(first) = opts.members.first() {
+            crate::natsauth::provision_streams(
+                &fed.nats_url,
+                &fed.layout.provisioner_seed(),
+                &AgencyId::new(first.id)?,
+            )
+            .await?;
+        }
         let authority_hex = hex::encode(authority.public_key().as_bytes());
+        let tls = if opts.grpc_tls {
+            Some(crate::tls::ensure_local(&fed.layout.tls_dir())?)
+        } else {
+            None
+        };
         for m in &opts.members {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
             let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-            let config = fed.write_config(m, (addr, metrics), &opts, &authority_hex)?;
+            let config =
+                fed.write_config(m, (addr, metrics), &opts, &authority_hex, tls.as_ref())?;
             let pid = Arc::new(Mutex::new(None));
             let task = tokio::spawn(supervise(
                 m.id.to_owned(),
@@ -196,7 +231,7 @@ impl Federation {
                 task,
                 pid,
             });
-            let channel = Channel::from_shared(format!("http://{addr}"))?.connect_lazy();
+            let channel = launcher_channel(addr, tls.as_ref())?;
             fed.endpoints.insert(
                 m.id.to_owned(),
                 Endpoint {
@@ -205,6 +240,7 @@ impl Federation {
                     addr,
                     metrics,
                     channel,
+                    tls: tls.is_some(),
                 },
             );
         }
@@ -232,6 +268,7 @@ impl Federation {
         (addr, metrics): (SocketAddr, SocketAddr),
         opts: &LaunchOptions,
         authority_hex: &str,
+        tls: Option<&LocalTls>,
     ) -> anyhow::Result<PathBuf> {
         let mut c = NodeConfig::with_defaults(
             AgencyId::new(m.id)?,
@@ -242,6 +279,12 @@ impl Federation {
         );
         c.grpc.listen = addr;
         c.nats.urls = vec![self.nats_url.clone()];
+        c.nats.nkey_seed_file = Some(self.layout.nats_seed(m.id));
+        if let Some(t) = tls {
+            c.grpc.tls_cert_file = Some(t.server_cert.clone());
+            c.grpc.tls_key_file = Some(t.server_key.clone());
+            c.grpc.tls_client_ca_file = Some(t.ca_cert.clone());
+        }
         c.journal.checkpoint_interval = opts.checkpoint_interval;
         c.journal.checkpoint_every_entries = 200;
         c.telemetry.log_filter.clone_from(&opts.log_filter);

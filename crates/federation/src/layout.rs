@@ -5,9 +5,13 @@
 //!   federation/authority.key        federation authority signing key (0600)
 //!   federation/federation.toml(.sig) the signed manifest
 //!   agencies/<id>/signing.key       each agency's signing key (0600)
+//!   agencies/<id>/nats.nk           its NATS user nkey seed (0600)
 //!   agencies/<id>/node.toml         its node configuration (rewritten each start)
 //!   agencies/<id>/journal/          its journal and agency store
 //!   nats/store/                     JetStream's store
+//!   nats/provisioner.nk             the stream provisioner's nkey seed (0600)
+//!   nats/auth.conf                  the broker's users and permissions (public keys)
+//!   tls/                            gRPC certificates when started with TLS (ca, server, launcher client)
 //!   logs/<id>.log, logs/nats.log    process logs
 //!   exports/<id>.wmj                journal exports (demo)
 //! ```
@@ -119,9 +123,46 @@ impl Layout {
         self.agency(id).join("journal")
     }
 
+    /// An agency's NATS user seed.
+    pub fn nats_seed(&self, id: &str) -> PathBuf {
+        self.agency(id).join("nats.nk")
+    }
+
+    /// The stream provisioner's NATS user seed.
+    pub fn provisioner_seed(&self) -> PathBuf {
+        self.root.join("nats").join("provisioner.nk")
+    }
+
+    /// The broker's authorization block, as last generated.
+    pub fn nats_auth(&self) -> PathBuf {
+        self.root.join("nats").join("auth.conf")
+    }
+
+    /// The seed files of `members` and of the provisioner.
+    ///
+    /// # Errors
+    /// If a member id is not a valid agency id.
+    pub fn nats_seed_files(
+        &self,
+        members: &[SampleAgency],
+    ) -> anyhow::Result<crate::natsauth::SeedFiles> {
+        Ok(crate::natsauth::SeedFiles {
+            provisioner: self.provisioner_seed(),
+            agencies: members
+                .iter()
+                .map(|m| Ok((AgencyId::new(m.id)?, self.nats_seed(m.id))))
+                .collect::<anyhow::Result<_>>()?,
+        })
+    }
+
     /// JetStream's store.
     pub fn nats_store(&self) -> PathBuf {
         self.root.join("nats").join("store")
+    }
+
+    /// The gRPC certificates (when the federation serves TLS).
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
     }
 
     /// A process log.

@@ -6,6 +6,11 @@
 //! - [`launch`]: a supervised `nats-server` with JetStream and one process
 //!   per agency of the [`SAMPLE`] federation (every agency kind, two
 //!   shelters), each waited for until its health check says SERVING.
+//! - [`natsauth`]: the broker's per-agency nkey users and subject
+//!   permissions (an agency publishes only under its own sender token and
+//!   reads only its own consumers), generated with the seeds.
+//! - [`tls`]: certificates for gRPC mutual TLS (a CA, server and client
+//!   certificates), for `waymark keys tls` and the tests.
 //! - [`serve`]: the agency process itself, for any kind (the `waymark serve`
 //!   subcommand; `services/*` hold the same code as one binary per kind).
 //! - [`demo`]: the scenario driven over gRPC, its end-state checks at every
@@ -25,6 +30,8 @@
 pub mod demo;
 pub mod launch;
 pub mod layout;
+pub mod natsauth;
+pub mod tls;
 
 use std::process::ExitCode;
 

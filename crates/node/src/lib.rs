@@ -10,6 +10,9 @@
 //!   tests start it on port 0).
 //! - [`Shutdown`]: the cancellation token and the registry of named,
 //!   instrumented background tasks that the journal and bus plug into.
+//! - [`tls`]: gRPC over TLS with a required client certificate when
+//!   `grpc.tls_cert_file`, `grpc.tls_key_file` and `grpc.tls_client_ca_file`
+//!   are set (all three or none).
 //! - [`telemetry`]: logs, optional OTLP traces, optional Prometheus metrics
 //!   (gRPC requests by method and code from `rpc_metrics`).
 //! - [`main_with`]: the process shell a service's `main` calls (exit 64 for
@@ -54,6 +57,7 @@ mod rpc_metrics;
 mod server;
 mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::{ConfigError, NodeArgs, NodeConfig, load};
 pub use node::{RunError, RunningNode, run};

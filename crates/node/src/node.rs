@@ -31,6 +31,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The gRPC TLS settings are unusable.
+    #[error("setting up gRPC TLS failed")]
+    Tls(#[source] crate::tls::TlsError),
     /// The gRPC server stopped with an error.
     #[error("the gRPC server failed")]
     Serve(#[source] tonic::transport::Error),
@@ -80,6 +83,13 @@ pub async fn run(
     routes.add_service(reflection.with_max_request_bytes(grpc.max_request_bytes));
     services.install(&mut routes, grpc.max_request_bytes);
 
+    // TLS files are read and checked before the port is bound.
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = crate::tls::server_tls(grpc).map_err(RunError::Tls)? {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| RunError::Tls(crate::tls::TlsError::Config(e)))?;
+    }
     let listener = tokio::net::TcpListener::bind(grpc.listen)
         .await
         .map_err(|source| RunError::Bind {
@@ -96,7 +106,7 @@ pub async fn run(
         .layer(trace_layer())
         .layer(crate::rpc_metrics::RpcMetricsLayer)
         .layer(AdmissionLayer::new(grpc.max_concurrent_requests));
-    let router = tonic::transport::Server::builder()
+    let router = builder
         .timeout(grpc.request_timeout)
         .layer(layers)
         .add_routes(routes.routes());

@@ -271,6 +271,61 @@ fn cross_key_rules_are_checked() {
 }
 
 #[test]
+fn grpc_tls_needs_all_three_files() {
+    let fx = Fixture::new();
+    let key = fx.key();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let err = load_from(
+        &args(
+            Some(&fx.file("")),
+            &[
+                &format!("grpc.tls_cert_file={}", key.display()),
+                &format!("grpc.tls_key_file={}", key.display()),
+            ],
+        ),
+        env(&[]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        problems(&err),
+        [
+            "grpc.tls_client_ca_file: is required: gRPC TLS needs grpc.tls_cert_file, grpc.tls_key_file and grpc.tls_client_ca_file together (all three or none)"
+        ]
+    );
+    let all = load_from(
+        &args(
+            Some(&fx.file("")),
+            &[
+                &format!("grpc.tls_cert_file={}", key.display()),
+                &format!("grpc.tls_key_file={}", key.display()),
+                &format!("grpc.tls_client_ca_file={}", key.display()),
+            ],
+        ),
+        env(&[]),
+    );
+    assert!(all.is_ok(), "{all:?}");
+}
+
+#[test]
+fn secrets_readable_by_others_are_refused() {
+    let fx = Fixture::new();
+    let seed = fx.dir.path().join("agency.nk");
+    std::fs::write(&seed, "SUAEXAMPLE").unwrap();
+    std::fs::set_permissions(&seed, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let set = format!("nats.nkey_seed_file={}", seed.display());
+    let err = load_from(&args(Some(&fx.file("")), &[&set]), env(&[])).unwrap_err();
+    let p = problems(&err);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(
+        p[0].starts_with("--set nats.nkey_seed_file:") && p[0].contains("chmod 600"),
+        "{p:#?}"
+    );
+    std::fs::set_permissions(&seed, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let ok = load_from(&args(Some(&fx.file("")), &[&set]), env(&[])).unwrap();
+    assert_eq!(ok.nats.nkey_seed_file.as_deref(), Some(seed.as_path()));
+}
+
+#[test]
 fn a_loaded_config_round_trips_through_toml() {
     let fx = Fixture::new();
     let c = load_from(&args(Some(&fx.file("")), &[]), env(&[])).unwrap();

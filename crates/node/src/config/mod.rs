@@ -100,6 +100,20 @@ pub struct GrpcConfig {
     /// unless the client's `grpc-timeout` is shorter. Default 30 s.
     #[serde(rename = "request_timeout_ms", with = "millis")]
     pub request_timeout: Duration,
+    /// Server certificate chain (PEM). With `tls_key_file` and
+    /// `tls_client_ca_file` (all three or none), the server speaks only TLS
+    /// (1.3 or 1.2, rustls) and requires a client certificate issued by the
+    /// client CA. Unset: plaintext, for loopback only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificate(s) (PEM) that issue the back-office systems' client
+    /// certificates; a client without such a certificate is refused during
+    /// the handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca_file: Option<PathBuf>,
 }
 
 /// `[nats]`: the connection to NATS JetStream.
@@ -111,6 +125,13 @@ pub struct NatsConfig {
     /// NATS credentials file (`.creds`: user JWT and nkey seed). Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_file: Option<PathBuf>,
+    /// NATS nkey seed file (`SU...`, one line, mode 0600) of this agency's
+    /// broker user: the broker lets it publish only under its own sender
+    /// token and read only its own consumers (see `waymark keys nats`).
+    /// Optional; an alternative to `credentials_file` for servers that list
+    /// nkey users in their config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nkey_seed_file: Option<PathBuf>,
     /// CA certificate (PEM) to verify the server with. Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_ca_file: Option<PathBuf>,

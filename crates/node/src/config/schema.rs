@@ -83,8 +83,12 @@ pub(super) const KEYS: &[Key] = &[
         int::<1, 100_000>,
     ),
     key("grpc.request_timeout_ms", Int, Defaulted, int::<1, DAY_MS>),
+    key("grpc.tls_cert_file", Str, Defaulted, existing_file),
+    key("grpc.tls_key_file", Str, Defaulted, secret_file),
+    key("grpc.tls_client_ca_file", Str, Defaulted, existing_file),
     key("nats.urls", List, Defaulted, nats_urls),
     key("nats.credentials_file", Str, Defaulted, existing_file),
+    key("nats.nkey_seed_file", Str, Defaulted, secret_file),
     key("nats.tls_ca_file", Str, Defaulted, existing_file),
     key("nats.tls_cert_file", Str, Defaulted, existing_file),
     key("nats.tls_key_file", Str, Defaulted, existing_file),
@@ -159,10 +163,14 @@ pub(super) fn defaults_only() -> NodeConfig {
             max_request_bytes: 1024 * 1024,
             max_concurrent_requests: 256,
             request_timeout: Duration::from_secs(30),
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
         },
         nats: NatsConfig {
             urls: vec!["nats://127.0.0.1:4222".to_owned()],
             credentials_file: None,
+            nkey_seed_file: None,
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
@@ -210,6 +218,26 @@ pub(super) fn cross_checks(c: &NodeConfig) -> Vec<(&'static str, String)> {
             "is set but nats.tls_cert_file is not: mutual TLS needs both".to_owned(),
         )),
         _ => {}
+    }
+    let g = &c.grpc;
+    let tls = [
+        ("grpc.tls_cert_file", g.tls_cert_file.is_some()),
+        ("grpc.tls_key_file", g.tls_key_file.is_some()),
+        ("grpc.tls_client_ca_file", g.tls_client_ca_file.is_some()),
+    ];
+    if tls.iter().any(|(_, set)| *set) {
+        for (key, _) in tls.iter().filter(|(_, set)| !set) {
+            out.push((
+                key,
+                "is required: gRPC TLS needs grpc.tls_cert_file, grpc.tls_key_file and grpc.tls_client_ca_file together (all three or none)".to_owned(),
+            ));
+        }
+    }
+    if c.nats.nkey_seed_file.is_some() && c.nats.credentials_file.is_some() {
+        out.push((
+            "nats.nkey_seed_file",
+            "is set together with nats.credentials_file: a connection authenticates as one user; set one of them".to_owned(),
+        ));
     }
     if c.federation.manifest_file.is_some() && c.federation.authority_key.is_none() {
         out.push((
@@ -362,6 +390,27 @@ fn existing_file(v: &Value) -> Result<(), String> {
     }
 }
 
+/// A secret (private key, nkey seed): an existing regular file that neither
+/// group nor others may read, as `ssh` demands of its keys.
+fn secret_file(v: &Value) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    existing_file(v)?;
+    let s = as_str(v)?;
+    let mode = std::fs::metadata(s)
+        .map_err(|e| format!("cannot read {}: {e}", shown(s)))?
+        .permissions()
+        .mode();
+    if mode & 0o077 == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} holds a secret but is readable by others (mode {:o}); run chmod 600 on it",
+            shown(s),
+            mode & 0o777
+        ))
+    }
+}
+
 fn log_format(v: &Value) -> Result<(), String> {
     match as_str(v)? {
         "text" | "json" => Ok(()),
@@ -412,6 +461,10 @@ mod tests {
     fn schema_matches_the_config_struct() {
         let mut full = defaults_only();
         full.nats.credentials_file = Some("c".into());
+        full.nats.nkey_seed_file = Some("c".into());
+        full.grpc.tls_cert_file = Some("c".into());
+        full.grpc.tls_key_file = Some("c".into());
+        full.grpc.tls_client_ca_file = Some("c".into());
         full.nats.tls_ca_file = Some("c".into());
         full.nats.tls_cert_file = Some("c".into());
         full.nats.tls_key_file = Some("c".into());
