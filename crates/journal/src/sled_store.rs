@@ -155,6 +155,12 @@ impl SledStore {
         &self.dir
     }
 
+    /// Bytes of log written (the end of the last frame).
+    #[cfg(feature = "bench")]
+    pub(crate) fn log_len(&self) -> u64 {
+        self.wal.lock().map_or(0, |w| w.0.end())
+    }
+
     fn lock<'a, T>(&self, m: &'a Mutex<T>) -> Result<MutexGuard<'a, T>, StoreError> {
         m.lock()
             .map_err(|_| StoreError::Corrupt("a commit panicked; reopen the store".into()))
