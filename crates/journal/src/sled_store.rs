@@ -23,26 +23,16 @@
 //!   reports) moves only after the index update, so reads see durable data
 //!   only. After any failed commit every later commit fails (the file state
 //!   is unknown until the store is reopened and the log replayed).
-//! - `<dir>/index/` (sled, one tree): what the reads need, written with
-//!   plain inserts *after* the frame is durable, never flushed on the append
-//!   path (sled's background flusher writes them; `apply_batch` is not used
-//!   because in sled 0.34 it writes sled's I/O buffer synchronously twice
-//!   per call, two device writes per commit on top of the log's barrier).
-//!   Each frame's records are written in order and its head record last:
-//!   `m/head = size | wal_end`, the log offset the index has applied
-//!   through. Reads never look past the visible size (keys by seq), so a
-//!   batch whose records are being written is not seen half-written.
+//! - `<dir>/index/` (sled, one tree): what the reads need, applied with one
+//!   atomic `apply_batch` per frame *after* the frame is durable, never
+//!   flushed on the append path. Together with the frame's data it writes
+//!   `m/head = size | wal_end`, the log offset it has applied through.
 //! - Open: read `m/head`, replay every log frame after `wal_end` into sled
-//!   (a torn final frame is cut first, see [`crate::wal`]). sled's recovery
-//!   replays its own log in LSN order and stops at the first missing or
-//!   torn message, so it recovers a prefix of the writes in the order they
-//!   were made: if a frame's head record survived, so did every record
-//!   written before it. sled never gets ahead of the log (records are written
-//!   only after their frame's fsync), and replay rewrites the same values
-//!   and removes the same keys in log order (idempotent), so replay from
-//!   `wal_end` restores exactly the committed state whatever sled kept of
-//!   the records after that head. If the index is lost or damaged, delete
-//!   `index/` and it is rebuilt from the log.
+//!   (a torn final frame is cut first, see [`crate::wal`]). sled recovers a
+//!   prefix of its own atomic batches, and never gets ahead of the log
+//!   (batches are applied only after their frame's fsync), so replay from
+//!   `wal_end` restores exactly the committed state. If the index is lost or
+//!   damaged, delete `index/` and it is rebuilt from the log.
 //!
 //! # Index key layout (one sled tree, one-byte prefixes, integers big-endian)
 //! | key | value |
@@ -194,60 +184,42 @@ impl SledStore {
         r
     }
 
-    /// Writes a durable batch's index records with plain sled inserts, the
-    /// head record (`size | wal_end`) last. No `apply_batch`: in sled 0.34 it
-    /// seals and writes sled's I/O buffer before and after the batch (two
-    /// synchronous `pwrite` + `sync_file_range` per commit, measured with
-    /// strace), i.e. two device writes per commit on top of the log's one
-    /// barrier. Plain inserts stay in sled's buffer until its background
-    /// flusher writes them. See the module docs for why a crash is safe.
     fn apply(&self, batch: &Batch, size: u64, wal_end: u64) -> Result<(), StoreError> {
-        let put = |k: Vec<u8>, v: &[u8]| {
-            self.db
-                .insert(k, v)
-                .map(drop)
-                .map_err(sled_err("writing the index"))
-        };
+        let mut b = sled::Batch::default();
         for e in &batch.entries {
-            put(key(b'e', &e.seq.to_be_bytes(), &[]), &encode_entry(e))?;
+            b.insert(key(b'e', &e.seq.to_be_bytes(), &[]), encode_entry(e));
             if let Some(c) = &e.case_id {
-                put(key(b'c', c.as_bytes(), &e.seq.to_be_bytes()), &[])?;
+                b.insert(key(b'c', c.as_bytes(), &e.seq.to_be_bytes()), &[][..]);
             }
             if let Some(ev) = &e.event_id {
-                put(key(b'i', ev.as_bytes(), &[]), &e.seq.to_be_bytes())?;
+                b.insert(key(b'i', ev.as_bytes(), &[]), &e.seq.to_be_bytes()[..]);
             }
         }
         for o in &batch.outbox_add {
-            put(
+            b.insert(
                 key(b'o', &o.seq.to_be_bytes(), o.recipient.as_str().as_bytes()),
-                o.event_id.as_bytes(),
-            )?;
+                &o.event_id.as_bytes()[..],
+            );
         }
         for (seq, r) in &batch.outbox_remove {
-            self.db
-                .remove(key(b'o', &seq.to_be_bytes(), r.as_str().as_bytes()))
-                .map_err(sled_err("writing the index"))?;
+            b.remove(key(b'o', &seq.to_be_bytes(), r.as_str().as_bytes()));
         }
         for c in &batch.checkpoints {
-            put(key(b'k', &c.size.to_be_bytes(), &[]), &c.envelope)?;
+            b.insert(key(b'k', &c.size.to_be_bytes(), &[]), c.envelope.as_slice());
         }
         for c in &batch.cosignatures {
-            put(
+            b.insert(
                 key(b'w', &c.size.to_be_bytes(), c.witness.as_str().as_bytes()),
-                &c.envelope,
-            )?;
+                c.envelope.as_slice(),
+            );
         }
         let mut head = [0u8; 16];
         head[..8].copy_from_slice(&size.to_be_bytes());
         head[8..].copy_from_slice(&wal_end.to_be_bytes());
-        put(HEAD.to_vec(), &head)
-    }
-
-    /// The size applied to the index and visible to reads. The records of
-    /// the batch being applied (durable already) may be partly written;
-    /// reads keyed by seq or size never look past this.
-    fn visible(&self) -> u64 {
-        self.visible.load(Ordering::Acquire)
+        b.insert(HEAD, &head[..]);
+        self.db
+            .apply_batch(b)
+            .map_err(sled_err("applying a batch to the index"))
     }
 }
 
@@ -292,13 +264,10 @@ impl JournalStore for SledStore {
     }
 
     fn size(&self) -> Result<u64, StoreError> {
-        Ok(self.visible())
+        Ok(self.visible.load(Ordering::Acquire))
     }
 
     fn entry(&self, seq: u64) -> Result<Option<StoredEntry>, StoreError> {
-        if seq > self.visible() {
-            return Ok(None);
-        }
         let v = self
             .db
             .get(key(b'e', &seq.to_be_bytes(), &[]))
@@ -327,11 +296,10 @@ impl JournalStore for SledStore {
             case.as_bytes(),
             &after.saturating_add(1).to_be_bytes(),
         );
-        let visible = self.visible();
         let mut out = Vec::new();
         for kv in self.db.range(start..).take(limit) {
             let (k, _) = kv.map_err(sled_err("reading the case index"))?;
-            if !k.starts_with(&prefix) || be(&k[17..]) > visible {
+            if !k.starts_with(&prefix) {
                 break;
             }
             out.push(be(&k[17..]));
@@ -345,7 +313,7 @@ impl JournalStore for SledStore {
             .get(key(b'i', event.as_bytes(), &[]))
             .map_err(sled_err("reading the event index"))?;
         match v {
-            Some(v) if v.len() == 8 => Ok(Some(be(&v)).filter(|s| *s <= self.visible())),
+            Some(v) if v.len() == 8 => Ok(Some(be(&v))),
             Some(_) => Err(StoreError::Corrupt("event index value is malformed".into())),
             None => Ok(None),
         }
@@ -353,13 +321,9 @@ impl JournalStore for SledStore {
 
     fn outbox(&self, after: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         let start = key(b'o', &after.saturating_add(1).to_be_bytes(), &[]);
-        let visible = self.visible();
         let mut out = Vec::new();
         for kv in self.db.range(start..b"p".to_vec()).take(limit) {
             let (k, v) = kv.map_err(sled_err("reading the outbox"))?;
-            if be(&k[1..9]) > visible {
-                break;
-            }
             let ev: [u8; 16] = v
                 .as_ref()
                 .try_into()
@@ -374,9 +338,6 @@ impl JournalStore for SledStore {
     }
 
     fn outbox_contains(&self, seq: u64, recipient: &AgencyId) -> Result<bool, StoreError> {
-        if seq > self.visible() {
-            return Ok(false);
-        }
         self.db
             .contains_key(key(b'o', &seq.to_be_bytes(), recipient.as_str().as_bytes()))
             .map_err(sled_err("reading the outbox"))
