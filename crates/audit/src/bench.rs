@@ -114,22 +114,55 @@ fn spread(v: &[f64]) -> (f64, f64) {
     (lo, hi)
 }
 
-/// One row of alternating rounds.
-struct Row {
-    name: String,
-    audit: Vec<f64>,
-    baseline: Vec<f64>,
-    ratio: Vec<f64>,
+/// One row of alternating rounds: the audit with `threads` verification
+/// threads and the baseline measured next to it, per round.
+#[derive(Debug, Clone)]
+pub struct ThroughputRow {
+    /// Verification threads of the audit.
+    pub threads: usize,
+    /// Audited event entries per second, per round.
+    pub audit: Vec<f64>,
+    /// Raw single-core `verify_strict` signatures per second, per round,
+    /// measured next to the audit round of the same index.
+    pub baseline: Vec<f64>,
 }
 
-/// Builds the federation, runs the interleaved rounds for one verification
-/// thread and for one per core, measures memory on long cases, and returns
-/// the report (Markdown).
+impl ThroughputRow {
+    /// Per-round ratios `audit / baseline`.
+    pub fn ratios(&self) -> Vec<f64> {
+        self.audit
+            .iter()
+            .zip(&self.baseline)
+            .map(|(a, b)| a / b)
+            .collect()
+    }
+}
+
+/// The throughput measurement: one row for one verification thread and one
+/// for one per core.
+#[derive(Debug, Clone)]
+pub struct Throughput {
+    /// Event entries in the synthetic federation.
+    pub events: u64,
+    /// Cases in it.
+    pub cases: usize,
+    /// Seconds it took to build it.
+    pub built_secs: f64,
+    /// Cores of this machine.
+    pub cores: usize,
+    /// Measured rounds per row (after one warm-up).
+    pub rounds: usize,
+    /// The rows, 1 thread first, then one per core.
+    pub rows: Vec<ThroughputRow>,
+}
+
+/// Builds the federation and runs the interleaved rounds for one
+/// verification thread and for one per core (what `waymark bench` reports
+/// as P3, and [`run`] formats).
 ///
 /// # Errors
-/// I/O errors, or an audit that is not clean (the synthetic federation
-/// must audit clean).
-pub fn run(plan: Plan) -> Result<String, Error> {
+/// I/O errors, or an audit that is not clean.
+pub fn throughput(plan: Plan) -> Result<Throughput, Error> {
     let dir = tempfile::tempdir()?;
     let t = Instant::now();
     let events = synth::write(dir.path(), plan.cases)?;
@@ -137,18 +170,18 @@ pub fn run(plan: Plan) -> Result<String, Error> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // About as long as an audit round on one core.
     let baseline = Baseline::new(usize::try_from(events)?.clamp(1000, 10_000));
-    let mut rows: Vec<Row> = [1, cores]
+    let threads = [1, cores];
+    let mut rows: Vec<ThroughputRow> = threads
         .iter()
-        .map(|t| Row {
-            name: format!("audit, {t} verify thread(s)"),
+        .map(|&t| ThroughputRow {
+            threads: t,
             audit: Vec::new(),
             baseline: Vec::new(),
-            ratio: Vec::new(),
         })
         .collect();
-    let threads = [1, cores];
     for round in 0..=plan.rounds {
-        for (row, &th) in rows.iter_mut().zip(&threads) {
+        for row in &mut rows {
+            let th = row.threads;
             let (b, a) = if round % 2 == 0 {
                 let b = baseline.round()?;
                 (b, audit_round(dir.path(), th, events)?)
@@ -159,18 +192,37 @@ pub fn run(plan: Plan) -> Result<String, Error> {
             if round > 0 {
                 row.audit.push(a);
                 row.baseline.push(b);
-                row.ratio.push(a / b);
             }
         }
     }
+    Ok(Throughput {
+        events,
+        cases: plan.cases,
+        built_secs: built.as_secs_f64(),
+        cores,
+        rounds: plan.rounds,
+        rows,
+    })
+}
+
+/// Runs [`throughput`], measures memory on long cases, and returns the
+/// report (Markdown).
+///
+/// # Errors
+/// I/O errors, or an audit that is not clean (the synthetic federation
+/// must audit clean).
+pub fn run(plan: Plan) -> Result<String, Error> {
+    let tp = throughput(plan)?;
+    let (events, cores) = (tp.events, tp.cores);
+    let built = std::time::Duration::from_secs_f64(tp.built_secs);
     let mut out = String::new();
     writeln!(
         out,
         "waymark-audit bench: {} cases, {events} event entries in 3 journals (built in {:.1} s), \
          {cores} core(s), {} alternating rounds per row after one warm-up",
-        plan.cases,
+        tp.cases,
         built.as_secs_f64(),
-        plan.rounds
+        tp.rounds
     )?;
     writeln!(out)?;
     writeln!(
@@ -178,7 +230,7 @@ pub fn run(plan: Plan) -> Result<String, Error> {
         "| measurement | median per second | spread (min–max) | ratio to raw verify_strict (1 core), median | ratio spread (min–max) |"
     )?;
     writeln!(out, "|---|---:|---:|---:|---:|")?;
-    let mut all_baseline: Vec<f64> = rows.iter().flat_map(|r| r.baseline.clone()).collect();
+    let mut all_baseline: Vec<f64> = tp.rows.iter().flat_map(|r| r.baseline.clone()).collect();
     let (blo, bhi) = spread(&all_baseline);
     writeln!(
         out,
@@ -186,16 +238,17 @@ pub fn run(plan: Plan) -> Result<String, Error> {
         median(&mut all_baseline)
     )?;
     let mut best = 0f64;
-    for row in &mut rows {
+    for row in &tp.rows {
+        let mut ratio = row.ratios();
         let (alo, ahi) = spread(&row.audit);
-        let (rlo, rhi) = spread(&row.ratio);
-        let r = median(&mut row.ratio);
+        let (rlo, rhi) = spread(&ratio);
+        let r = median(&mut ratio);
         best = best.max(r);
         writeln!(
             out,
-            "| {} | {:.0} events/s | {alo:.0}–{ahi:.0} | {r:.2} | {rlo:.2}–{rhi:.2} |",
-            row.name,
-            median(&mut row.audit)
+            "| audit, {} verify thread(s) | {:.0} events/s | {alo:.0}–{ahi:.0} | {r:.2} | {rlo:.2}–{rhi:.2} |",
+            row.threads,
+            median(&mut row.audit.clone())
         )?;
     }
     writeln!(out)?;

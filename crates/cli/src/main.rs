@@ -3,7 +3,7 @@
 //! Subcommands: `up` (the local sample federation), `demo` (the README's
 //! main job), `audit` (verify exported journals), `export` (FHIR R5 and
 //! Kantara consent receipts), `import` (HTCDS CSV into an agency), `keys` (agency signing
-//! keys), and `serve` (one agency process, what `up` starts). `main` only
+//! keys), `bench` (the benchmark figures P1–P5), and `serve` (one agency process, what `up` starts). `main` only
 //! parses flags and maps errors to exit codes; each subcommand lives in its
 //! own module.
 //!
@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod bench;
 mod demo;
 mod export;
 mod import;
@@ -49,6 +50,9 @@ enum Command {
     /// Verify every journal export (*.wmj) in a directory: integrity,
     /// witnesses, two-party links and policy replay; custody timelines.
     Audit(audit::AuditArgs),
+    /// Measure the figures P1–P5 next to raw baselines (release build) and
+    /// write BENCHMARKS.md.
+    Bench(bench::BenchArgs),
     /// Generate and inspect agency signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Audit(args) => audit::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Up(args) => up::run(args),

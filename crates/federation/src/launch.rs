@@ -317,6 +317,16 @@ impl Federation {
         &self.layout
     }
 
+    /// The process id of agency `id`'s current process, if it is running
+    /// (for measurements such as its resident memory).
+    pub fn pid(&self, id: &str) -> Option<u32> {
+        self.agencies.iter().find(|a| a.id == id).and_then(|a| {
+            *a.pid
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
+    }
+
     /// Stops every agency with SIGTERM (they drain and exit), then NATS.
     ///
     /// # Errors

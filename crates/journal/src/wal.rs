@@ -117,6 +117,12 @@ impl Wal {
         ))
     }
 
+    /// Offset past the last frame: the bytes of log written so far.
+    #[cfg(feature = "bench")]
+    pub(crate) fn end(&self) -> u64 {
+        self.end
+    }
+
     /// Appends one frame and syncs it. Returns the offset past the frame.
     pub(crate) fn append(&mut self, body: &[u8]) -> Result<u64, StoreError> {
         let len = u32::try_from(body.len())

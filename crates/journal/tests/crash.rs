@@ -1,8 +1,9 @@
 //! Crash test: a child process (this test binary, re-executed) appends from
 //! four threads and reports each seq after its append returned; the parent
 //! kills it with SIGKILL at random moments, reopens the journal and checks
-//! that every reported append is there, nothing partial is visible, and the
-//! whole journal verifies.
+//! that every reported append is there, nothing partial is visible, the
+//! whole journal verifies, and the event, case and outbox indexes (brought
+//! back by log replay after the crash) hold exactly every entry.
 
 mod common;
 
@@ -12,10 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use prost::Message;
 use rand::Rng;
 use waymark_crypto::AgencyKey;
-use waymark_journal::verify_journal;
-use waymark_types::{CaseId, Timestamp};
+use waymark_journal::{Journal, verify_journal};
+use waymark_proto::v1::{Envelope, Event, JournalEntry};
+use waymark_types::{CaseId, EventId, Timestamp};
 
 const CHILD_DIR: &str = "WAYMARK_JOURNAL_CRASH_DIR";
 
@@ -122,7 +125,49 @@ fn sigkill_at_random_moments() {
             panic!("round {round}: journal does not verify after SIGKILL: {e}")
         });
         assert_eq!(summary.entries, size);
+        check_indexes(&j, size, round);
         total += seqs.len();
     }
     assert!(total > 20);
+}
+
+/// Every entry is found through the event and case indexes, every entry with
+/// a recipient is in the outbox (the child never completes any), and the
+/// outbox holds nothing else.
+fn check_indexes<S: waymark_journal::JournalStore>(j: &Journal<S>, size: u64, round: usize) {
+    let mut outbox = Vec::new();
+    for seq in 1..=size {
+        let bytes = j.entry(seq).unwrap().unwrap();
+        let entry = JournalEntry::decode(bytes.as_slice()).unwrap();
+        let env = Envelope::decode(entry.envelope.as_slice()).unwrap();
+        let ev = Event::decode(env.payload.as_slice()).unwrap();
+        let id = EventId::parse(&ev.event_id).unwrap();
+        assert_eq!(
+            j.event_seq(&id).unwrap(),
+            Some(seq),
+            "round {round}: event index of entry {seq}"
+        );
+        let case = CaseId::parse(&ev.case_id).unwrap();
+        let in_case: Vec<u64> = j
+            .case_entries(&case, 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(
+            in_case,
+            vec![seq],
+            "round {round}: case index of entry {seq}"
+        );
+        if !ev.recipient_id.is_empty() {
+            outbox.push(seq);
+        }
+    }
+    let listed: Vec<u64> = j
+        .outbox(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.seq)
+        .collect();
+    assert_eq!(listed, outbox, "round {round}: outbox");
 }
