@@ -183,7 +183,8 @@ impl Agency {
             i64::try_from(settings.checkpoint_interval.as_millis()).unwrap_or(i64::MAX);
         let journal =
             Arc::new(Journal::open(store, jc, Some(key.clone())).map_err(StartError::Journal)?);
-        let local = LocalStore::open(&dir.join("agency")).map_err(StartError::Store)?;
+        let local = LocalStore::open(&dir.join("agency"), &dir.join("case-keys"))
+            .map_err(StartError::Store)?;
         let size = journal.size().map_err(StartError::Journal)?;
         let cancel = shutdown.token().clone();
         let bus = Arc::new(Bus::start(

@@ -29,7 +29,8 @@
 //!
 //! # Invariants
 //! - Nothing personal is journaled or sent in clear: `OpenCase.personal` goes
-//!   to the agency store (erasable, apart from the journal), and
+//!   to the agency store as ciphertext under a per-case key kept in its own
+//!   directory (`case_keys.rs`: destroying the key erases the data), and
 //!   `SendTo.personal` is refused (`FAILED_PRECONDITION`,
 //!   `sealing.unavailable`) until sealing exists (issue 8).
 //! - A recording call answers only after the journal entry is durable; a
@@ -46,11 +47,13 @@
 //! # Storage
 //! The journal (crate `waymark-journal`) lives in the configured data
 //! directory; this crate's own sled store (idempotency keys, personal data,
-//! case index, follower cursor) in `agency/` inside it; see `store.rs`.
+//! case index, follower cursor) in `agency/` inside it; see `store.rs`. The
+//! per-case keys of personal data in `case-keys/` beside it.
 
 #![forbid(unsafe_code)]
 
 mod agency;
+mod case_keys;
 mod case_svc;
 mod common;
 mod consent_svc;

@@ -3,9 +3,10 @@
 //!
 //! # Why a separate store
 //! The journal is append-only evidence; nothing in it can ever be erased.
-//! Personal data must be erasable (issue 8 replaces the clear-text values
-//! here with ciphertext under a per-case key, so erasure becomes key
-//! destruction), and idempotency keys are a back-office convenience, not
+//! Personal data must be erasable: it is stored here only as ciphertext
+//! under a per-case key kept in its own directory (`case_keys.rs`), so
+//! erasure is key destruction, whatever sled's log still holds. Idempotency
+//! keys are a back-office convenience, not
 //! evidence. So both live in their own sled database at
 //! `<journal data_dir>/agency/`, never in the journal.
 //!
@@ -13,7 +14,7 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `idem` | rpc name, `0x00`, idempotency key | JSON [`IdemRecord`] |
-//! | `personal` | case id (16 bytes) | `PersonalData` encoding (clear text until issue 8) |
+//! | `personal` | case id (16 bytes) | `PersonalData` encoding, ChaCha20-Poly1305 under the case's key (`case_keys.rs`), nonce first, case id as associated data |
 //! | `cases` | case id (16 bytes) | first journal seq of the case, 8 bytes BE |
 //! | `case_order` | first seq (8 bytes BE), case id (16) | empty; newest-first listing |
 //! | `meta` | `follow` | follower cursor (journal seq, 8 bytes BE) |
@@ -31,6 +32,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use waymark_types::{CaseId, EventId};
+
+use crate::case_keys::CaseKeys;
 
 /// What an idempotency key was first used for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +72,9 @@ pub enum StoreError {
     /// A stored value does not decode.
     #[error("agency store: corrupt value in {0}")]
     Corrupt(&'static str),
+    /// A per-case key could not be made, read or destroyed.
+    #[error("agency store: per-case key")]
+    CaseKey(#[source] crate::case_keys::CaseKeyError),
 }
 
 fn sled_err(step: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
@@ -85,11 +91,14 @@ pub(crate) struct LocalStore {
     cases: sled::Tree,
     order: sled::Tree,
     meta: sled::Tree,
+    keys: CaseKeys,
 }
 
 impl LocalStore {
-    /// Opens (or creates) the store in `dir`.
-    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (or creates) the store in `dir`, with the per-case keys in
+    /// `keys` (a directory of its own).
+    pub(crate) fn open(dir: &Path, keys: &Path) -> Result<Self, StoreError> {
+        let keys = CaseKeys::open(keys).map_err(StoreError::CaseKey)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(16 << 20)
@@ -103,6 +112,7 @@ impl LocalStore {
             cases: tree("cases")?,
             order: tree("case_order")?,
             meta: tree("meta")?,
+            keys,
             db,
         })
     }
@@ -151,11 +161,25 @@ impl LocalStore {
         }
     }
 
-    /// Stores personal data of `case` unless some is stored already.
+    /// Stores personal data of `case` unless some is stored already:
+    /// encrypted under the case's key (made durably first if needed).
     pub(crate) fn put_personal_once(&self, case: &CaseId, bytes: &[u8]) -> Result<(), StoreError> {
+        if self
+            .personal
+            .contains_key(case.as_bytes())
+            .map_err(sled_err("reading personal data"))?
+        {
+            return Ok(());
+        }
+        let boxed = self
+            .keys
+            .get_or_create(case)
+            .map_err(StoreError::CaseKey)?
+            .encrypt(case.as_bytes(), bytes)
+            .map_err(|_| StoreError::Corrupt("personal"))?;
         let r = self
             .personal
-            .compare_and_swap(case.as_bytes(), None as Option<&[u8]>, Some(bytes))
+            .compare_and_swap(case.as_bytes(), None as Option<&[u8]>, Some(boxed))
             .map_err(sled_err("storing personal data"))?;
         if r.is_ok() {
             self.durable()?;
@@ -163,13 +187,39 @@ impl LocalStore {
         Ok(())
     }
 
-    /// The personal data stored for `case`.
+    /// The personal data stored for `case`, decrypted; `None` if there is
+    /// none or its key was destroyed (erased).
     pub(crate) fn personal(&self, case: &CaseId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
+        let Some(boxed) = self
             .personal
             .get(case.as_bytes())
             .map_err(sled_err("reading personal data"))?
-            .map(|v| v.to_vec()))
+        else {
+            return Ok(None);
+        };
+        let Some(key) = self.keys.get(case).map_err(StoreError::CaseKey)? else {
+            return Ok(None);
+        };
+        key.decrypt(case.as_bytes(), &boxed)
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt("personal"))
+    }
+
+    /// Erases the personal data of `case`: destroys its key (the erasure:
+    /// every copy of the ciphertext becomes noise), then removes the
+    /// ciphertext. Returns whether there was a key to destroy.
+    ///
+    /// Only tests call it until the erasure request exists: erasing without
+    /// journaling an attestation and telling the recipients would leave no
+    /// evidence, so no RPC offers it yet (issue 8).
+    #[cfg(test)]
+    pub(crate) fn erase_personal(&self, case: &CaseId) -> Result<bool, StoreError> {
+        let had = self.keys.destroy(case).map_err(StoreError::CaseKey)?;
+        self.personal
+            .remove(case.as_bytes())
+            .map_err(sled_err("removing erased personal data"))?;
+        self.durable()?;
+        Ok(had)
     }
 
     /// Notes that `case` has an entry at `seq` (the first one sticks).
@@ -275,7 +325,7 @@ mod tests {
     #[test]
     fn a_key_is_reserved_once_and_survives_reopen() {
         let dir = std::env::temp_dir().join(format!("wm-agency-store-{}", EventId::new()));
-        let s = LocalStore::open(&dir).unwrap();
+        let s = LocalStore::open(&dir, &dir.with_extension("keys")).unwrap();
         let a = IdemRecord {
             event_id: "a".into(),
             request_hash: "h".into(),
@@ -293,7 +343,7 @@ mod tests {
             "scoped per rpc"
         );
         drop(s);
-        let s = LocalStore::open(&dir).unwrap();
+        let s = LocalStore::open(&dir, &dir.with_extension("keys")).unwrap();
         assert_eq!(s.reserve("OpenCase", "k", &b).unwrap(), a);
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -301,7 +351,7 @@ mod tests {
     #[test]
     fn cases_list_newest_first() {
         let dir = std::env::temp_dir().join(format!("wm-agency-cases-{}", EventId::new()));
-        let s = LocalStore::open(&dir).unwrap();
+        let s = LocalStore::open(&dir, &dir.with_extension("keys")).unwrap();
         let (c1, c2) = (CaseId::new(), CaseId::new());
         s.index_case(&c1, 1).unwrap();
         s.index_case(&c2, 5).unwrap();
@@ -320,5 +370,55 @@ mod tests {
         assert_ne!(a, derived_id(&base, "x", &[b"ngo"]));
         assert_eq!(a.as_uuid().get_version_num(), 7);
         assert!(EventId::parse(&a.to_string()).is_ok());
+    }
+
+    /// Every file under `dir` holding `needle`.
+    fn files_with(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_owned()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else if std::fs::read(&p)
+                    .unwrap()
+                    .windows(needle.len())
+                    .any(|w| w == needle)
+                {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn personal_data_is_ciphertext_at_rest_and_erased_with_its_key() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, keys) = (root.path().join("agency"), root.path().join("case-keys"));
+        let canary = format!("Canary-{}", EventId::new());
+        let (case, other) = (CaseId::new(), CaseId::new());
+        let s = LocalStore::open(&dir, &keys).unwrap();
+        s.put_personal_once(&case, canary.as_bytes()).unwrap();
+        s.put_personal_once(&other, b"someone else").unwrap();
+        assert_eq!(s.personal(&case).unwrap().unwrap(), canary.as_bytes());
+        drop(s);
+        // The scan finds clear text when there is some (positive control).
+        std::fs::write(root.path().join("control"), &canary).unwrap();
+        assert_eq!(files_with(root.path(), canary.as_bytes()).len(), 1);
+        std::fs::remove_file(root.path().join("control")).unwrap();
+        assert!(files_with(root.path(), canary.as_bytes()).is_empty());
+
+        let s = LocalStore::open(&dir, &keys).unwrap();
+        assert_eq!(s.personal(&case).unwrap().unwrap(), canary.as_bytes());
+        assert!(s.erase_personal(&case).unwrap());
+        assert_eq!(s.personal(&case).unwrap(), None);
+        assert_eq!(s.personal(&other).unwrap().unwrap(), b"someone else");
+        assert!(!s.erase_personal(&case).unwrap(), "already erased");
+        drop(s);
+        let s = LocalStore::open(&dir, &keys).unwrap();
+        assert_eq!(s.personal(&case).unwrap(), None, "erased across restarts");
+        assert!(files_with(root.path(), canary.as_bytes()).is_empty());
     }
 }

@@ -206,27 +206,7 @@ impl AgencyKey {
     /// # Errors
     /// [`KeyFileError::Write`] if the file exists or any write or sync fails.
     pub fn save(&self, path: &Path) -> Result<(), KeyFileError> {
-        let err = |source| KeyFileError::Write {
-            path: path.to_owned(),
-            source,
-        };
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut file = opts.open(path).map_err(err)?;
-        file.write_all(self.to_key_file_text().as_bytes())
-            .map_err(err)?;
-        file.sync_all().map_err(err)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(err)?;
-        }
-        Ok(())
+        write_secret_file(path, &self.to_key_file_text())
     }
 
     /// Loads a key file written by [`AgencyKey::save`].
@@ -241,6 +221,31 @@ impl AgencyKey {
         })?;
         Self::from_key_file_text(&text, path)
     }
+}
+
+/// Writes secret `text` to a new file with mode 0600 and syncs it and its
+/// directory. Never overwrites an existing file.
+pub(crate) fn write_secret_file(path: &Path, text: &str) -> Result<(), KeyFileError> {
+    let err = |source| KeyFileError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(path).map_err(err)?;
+    file.write_all(text.as_bytes()).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

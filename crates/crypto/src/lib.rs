@@ -29,6 +29,7 @@ pub mod envelope;
 pub mod keyring;
 pub mod keys;
 pub mod manifest;
+pub mod seal;
 mod time;
 
 pub use envelope::{pae, sign_envelope};
