@@ -46,6 +46,10 @@ pub struct AgencySettings {
     pub follow_interval: Duration,
     /// Case views kept in memory.
     pub case_cache: usize,
+    /// The agency's X25519 key: opens personal data other agencies seal to
+    /// it. `None`: it can send personal data but not receive any (events
+    /// carrying some are quarantined, reason `sealed_data`).
+    pub encryption_key: Option<waymark_crypto::seal::EncryptionKey>,
 }
 
 impl AgencySettings {
@@ -62,6 +66,7 @@ impl AgencySettings {
             stream_buffer: 64,
             follow_interval: Duration::from_millis(50),
             case_cache: 10_000,
+            encryption_key: None,
         }
     }
 
@@ -212,6 +217,9 @@ impl Agency {
             settings,
             me,
         });
+        bus.set_sealing(Arc::new(crate::sealing::AgencySealing(Arc::downgrade(
+            &core,
+        ))));
         shutdown.spawn("agency-follower", follow::run(core.clone()));
         shutdown.on_drained("agency-bus", async move {
             // The bus's tasks already stop on the cancelled token; wait for

@@ -124,9 +124,7 @@ impl CaseKeys {
     }
 
     /// Destroys the key of `case`: overwritten, synced, unlinked, directory
-    /// synced. Returns whether there was one. (Test-only until the erasure
-    /// request exists; see `LocalStore::erase_personal`.)
-    #[cfg(test)]
+    /// synced. Returns whether there was one.
     pub(crate) fn destroy(&self, case: &CaseId) -> Result<bool, CaseKeyError> {
         let path = self.path(case);
         let err = |step| {

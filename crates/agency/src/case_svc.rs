@@ -228,18 +228,53 @@ impl CaseService for CaseSvc {
         req: Request<pb::GetPersonalDataRequest>,
     ) -> Result<Response<pb::GetPersonalDataResponse>, Status> {
         let case = case_id("case_id", &req.get_ref().case_id)?;
-        let bytes = blocking(&self.0, move |c| Ok(c.store.personal(&case)?)).await?;
-        let personal = bytes
-            .map(|b| pb::PersonalData::decode(b.as_slice()))
-            .transpose()
-            .map_err(|_| ApiError::Internal("stored personal data does not decode".into()))?
-            .ok_or(ApiError::NotFound {
-                what: "personal data of case",
+        let (parts, erased) = blocking(&self.0, move |c| {
+            Ok((c.store.personal(&case)?, c.store.erased(&case)?))
+        })
+        .await?;
+        let Some(parts) = parts else {
+            return Err(ApiError::NotFound {
+                what: if erased.is_some() {
+                    "personal data (erased) of case"
+                } else {
+                    "personal data of case"
+                },
                 id: case.to_string(),
-            })?;
+            }
+            .into());
+        };
+        // What this agency recorded, then what it received, in order: later
+        // values win, lists are merged without repeats.
+        let mut personal = pb::PersonalData::default();
+        for p in parts {
+            personal
+                .merge(p.as_slice())
+                .map_err(|_| ApiError::Internal("stored personal data does not decode".into()))?;
+        }
+        for list in [&mut personal.languages, &mut personal.document_numbers] {
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|v| seen.insert(v.clone()));
+        }
         Ok(Response::new(pb::GetPersonalDataResponse {
             personal: Some(personal),
         }))
+    }
+
+    async fn erase_case(
+        &self,
+        req: Request<pb::EraseCaseRequest>,
+    ) -> Result<Response<pb::EraseCaseResponse>, Status> {
+        Ok(Response::new(
+            crate::erasure::erase(&self.0, req.into_inner()).await?,
+        ))
+    }
+
+    async fn get_erasure_status(
+        &self,
+        req: Request<pb::GetErasureStatusRequest>,
+    ) -> Result<Response<pb::GetErasureStatusResponse>, Status> {
+        let case = case_id("case_id", &req.get_ref().case_id)?;
+        Ok(Response::new(crate::erasure::status(&self.0, case).await?))
     }
 
     async fn record_refusal(

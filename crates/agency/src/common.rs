@@ -14,9 +14,6 @@ use crate::error::ApiError;
 use crate::state::{CaseInfo, decode_event};
 use crate::write::blocking;
 
-/// The ErrorInfo reason for a `SendTo.personal` until issue 8 adds sealing.
-pub(crate) const SEALING_UNAVAILABLE: &str = "sealing.unavailable";
-
 /// Parses a case id field.
 pub(crate) fn case_id(field: &str, s: &str) -> Result<CaseId, ApiError> {
     CaseId::parse(s).map_err(|_| {
@@ -117,9 +114,10 @@ pub(crate) fn find(c: &Core, id: EventId, case: CaseId) -> Result<Option<Journal
     }
 }
 
-/// Sets the recipient, purpose, basis and shares of `e` from `send_to`.
-/// Refuses personal data (no sealing yet) and recipients the directory does
-/// not know; fills an unset recipient kind from the directory.
+/// Sets the recipient, purpose, basis and shares of `e` from `send_to`, and
+/// seals `send_to.personal` to the recipient (`crate::sealing`). Refuses
+/// recipients the directory does not know; fills an unset recipient kind
+/// from the directory. `e` must have its event id and case set.
 pub(crate) fn apply_send_to(
     core: &Core,
     e: &mut pb::Event,
@@ -131,16 +129,6 @@ pub(crate) fn apply_send_to(
             "required: the recipient agency, purpose and disclosure basis",
         ));
     };
-    if s.personal
-        .as_ref()
-        .is_some_and(|p| *p != pb::PersonalData::default())
-    {
-        return Err(ApiError::precondition(
-            SEALING_UNAVAILABLE,
-            "sealing personal data for another agency is not available yet; send the event \
-             without send_to.personal",
-        ));
-    }
     let to = AgencyId::new(&s.recipient_id).map_err(|_| {
         ApiError::invalid(
             "send_to.recipient_id",
@@ -162,6 +150,13 @@ pub(crate) fn apply_send_to(
     e.purpose = s.purpose;
     e.basis = s.basis.clone();
     e.shares = s.shares.clone();
+    if let Some(p) = s
+        .personal
+        .as_ref()
+        .filter(|p| **p != pb::PersonalData::default())
+    {
+        crate::sealing::seal_personal(core, e, &to, p)?;
+    }
     Ok(())
 }
 

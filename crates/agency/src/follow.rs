@@ -9,6 +9,14 @@
 //!   is found again instead of a second one being recorded. Acknowledging
 //!   means: this agency stops processing under the consent (its own policy
 //!   view refuses new disclosures under it from the effective time);
+//! - answers erasure notices: a RECEIVED forward of another agency's
+//!   `CaseErased` addressed to this agency makes it erase, attest, pass the
+//!   notice on and acknowledge (`erasure.rs`), and every `CaseErased` this
+//!   agency originated is applied to its store again (idempotent), so a
+//!   crash between journaling the attestation and destroying the key cannot
+//!   leave the data behind;
+//! - forgets the detached ciphertext of a sealed event once its receipt is
+//!   journaled (`sealing.rs`);
 //! - wakes inbox streams (`Core::grown`).
 //!
 //! # Wake-ups
@@ -72,9 +80,12 @@ async fn step(core: &Arc<Core>, cursor: u64) -> Result<u64, ApiError> {
     while at < size {
         let to = (at + 256).min(size);
         let from = at;
-        let acks = blocking(core, move |c| index(c, from, to)).await?;
-        for ack in acks {
-            acknowledge(core, ack).await?;
+        let work = blocking(core, move |c| index(c, from, to)).await?;
+        for w in work {
+            match w {
+                Work::Ack(ack) => acknowledge(core, ack).await?,
+                Work::Erasure(n) => crate::erasure::on_notice(core, n).await?,
+            }
         }
         at = to;
         let c = at;
@@ -83,8 +94,16 @@ async fn step(core: &Arc<Core>, cursor: u64) -> Result<u64, ApiError> {
     Ok(at)
 }
 
-/// Indexes entries `from+1..=to` and returns the withdrawals to acknowledge.
-fn index(c: &Core, from: u64, to: u64) -> Result<Vec<Ack>, ApiError> {
+/// What an entry asks of the follower beyond indexing.
+enum Work {
+    Ack(Ack),
+    Erasure(crate::erasure::Notice),
+}
+
+/// Indexes entries `from+1..=to`, applies this agency's own erasures and
+/// forgets receipted sealed data; returns the withdrawals to acknowledge and
+/// the erasure notices to act on.
+fn index(c: &Core, from: u64, to: u64) -> Result<Vec<Work>, ApiError> {
     let mut acks = Vec::new();
     for seq in from + 1..=to {
         let Some(bytes) = c.journal.entry(seq)? else {
@@ -97,12 +116,27 @@ fn index(c: &Core, from: u64, to: u64) -> Result<Vec<Ack>, ApiError> {
             continue;
         };
         c.store.index_case(&case, seq)?;
-        if entry.kind != pb::EntryKind::Received as i32 {
+        let originated = entry.kind == pb::EntryKind::Originated as i32;
+        if !originated && entry.kind != pb::EntryKind::Received as i32 {
             continue;
         }
         let Some(ev) = decode_event(&entry.envelope) else {
             continue;
         };
+        if originated {
+            if matches!(ev.body, Some(B::CaseErased(_))) {
+                c.store.erase(&case)?;
+            }
+            continue;
+        }
+        if let Some(B::Receipt(r)) = &ev.body
+            && let Some(id) = r
+                .event
+                .as_ref()
+                .and_then(|r| EventId::parse(&r.event_id).ok())
+        {
+            c.store.forget_sealed_out(&id)?;
+        }
         let (inner, envelope) = match &ev.body {
             Some(B::Forwarded(f)) => match decode_event(&f.envelope) {
                 Some(i) => (i, f.envelope.clone()),
@@ -110,15 +144,22 @@ fn index(c: &Core, from: u64, to: u64) -> Result<Vec<Ack>, ApiError> {
             },
             _ => (ev.clone(), entry.envelope.clone()),
         };
-        if matches!(inner.body, Some(B::ConsentWithdrawn(_)))
-            && ev.recipient_id == c.me.as_str()
-            && inner.sender_id != c.me.as_str()
-        {
-            acks.push(Ack {
+        let for_me = ev.recipient_id == c.me.as_str() && inner.sender_id != c.me.as_str();
+        if matches!(inner.body, Some(B::ConsentWithdrawn(_))) && for_me {
+            acks.push(Work::Ack(Ack {
                 case,
                 withdrawal: inner,
                 envelope,
-            });
+            }));
+        } else if matches!(inner.body, Some(B::CaseErased(_)))
+            && matches!(ev.body, Some(B::Forwarded(_)))
+            && for_me
+        {
+            acks.push(Work::Erasure(crate::erasure::Notice {
+                case,
+                erasure: inner,
+                envelope,
+            }));
         }
     }
     Ok(acks)

@@ -31,8 +31,14 @@
 //! - Nothing personal is journaled or sent in clear: `OpenCase.personal` goes
 //!   to the agency store as ciphertext under a per-case key kept in its own
 //!   directory (`case_keys.rs`: destroying the key erases the data), and
-//!   `SendTo.personal` is refused (`FAILED_PRECONDITION`,
-//!   `sealing.unavailable`) until sealing exists (issue 8).
+//!   `SendTo.personal` is sealed with HPKE to the recipient's encryption key
+//!   with its ciphertext detached from the signed event, so no journal ever
+//!   holds it (`sealing.rs`); received personal data is kept under the
+//!   receiver's own per-case key.
+//! - Erasure destroys the per-case key, journals a `CaseErased`
+//!   attestation, and notifies every agency the data was sent to, which
+//!   erases its copy and acknowledges (`erasure.rs`); afterwards nothing
+//!   personal of the case is stored or sent again.
 //! - A recording call answers only after the journal entry is durable; a
 //!   retry with the same idempotency key records nothing new.
 //! - Answers that refer to an earlier event embed `EventRef{event_id,
@@ -57,6 +63,7 @@ mod case_keys;
 mod case_svc;
 mod common;
 mod consent_svc;
+mod erasure;
 mod error;
 mod follow;
 mod handover_svc;
@@ -64,6 +71,7 @@ mod inbox_svc;
 mod journal_svc;
 pub mod process;
 mod referral_svc;
+mod sealing;
 mod state;
 mod store;
 #[cfg(feature = "testing")]

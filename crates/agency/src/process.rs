@@ -30,6 +30,7 @@ use clap::Parser;
 use waymark_bus::Directory;
 use waymark_crypto::AgencyKey;
 use waymark_crypto::manifest::{self, Status, VerifiedManifest};
+use waymark_crypto::seal::EncryptionKey;
 use waymark_node::config::{ConfigError, ConfigProblem, Origin};
 use waymark_node::{NodeArgs, NodeConfig, Services, Shutdown};
 use waymark_policy::{RuleSetRef, RuleSets};
@@ -51,6 +52,9 @@ pub struct AgencyArgs {
 pub struct Prepared {
     /// The agency's signing key.
     pub key: AgencyKey,
+    /// The agency's X25519 key for personal data sealed to it; `None` when
+    /// `keys.encryption_key_file` is unset (it then cannot receive any).
+    pub encryption_key: Option<EncryptionKey>,
     /// The federation members and their keys.
     pub directory: Directory,
     /// The rule set this agency records under.
@@ -130,15 +134,51 @@ pub fn prepare(kind: AgencyKind, config: &NodeConfig) -> Result<Prepared, Config
                 ),
             )
         })?;
+    let encryption_key = load_encryption_key(config, &verified, path)?;
     let mut directory = Directory::new();
     for m in verified.members {
-        directory.insert(m.id, m.kind, m.keys);
+        directory.insert(m.id.clone(), m.kind, m.keys);
+        directory.insert_encryption_keys(&m.id, m.encryption_keys);
     }
     Ok(Prepared {
         key,
+        encryption_key,
         directory,
         rule_set,
     })
+}
+
+/// Loads `keys.encryption_key_file` when set; its public key must be one of
+/// this agency's encryption keys in the manifest (valid now or earlier: an
+/// old key still opens data sealed to it while in transit).
+fn load_encryption_key(
+    config: &NodeConfig,
+    verified: &VerifiedManifest,
+    path: &Path,
+) -> Result<Option<EncryptionKey>, ConfigError> {
+    let Some(file) = &config.keys.encryption_key_file else {
+        return Ok(None);
+    };
+    let key = EncryptionKey::load(file)
+        .map_err(|e| problem("keys.encryption_key_file", e.to_string()))?;
+    let me = &config.agency.id;
+    let listed = verified
+        .members
+        .iter()
+        .filter(|m| &m.id == me)
+        .flat_map(|m| &m.encryption_keys)
+        .any(|k| k.public == key.public_key());
+    if !listed {
+        return Err(problem(
+            "keys.encryption_key_file",
+            format!(
+                "key {} is not one of {me}'s encryption keys in {}",
+                key.key_id(),
+                path.display()
+            ),
+        ));
+    }
+    Ok(Some(key))
 }
 
 fn load_key(path: &Path) -> Result<AgencyKey, ConfigError> {
@@ -227,6 +267,7 @@ async fn serve(
     let mut settings = AgencySettings::from_node(&config);
     settings.rule_set = prepared.rule_set;
     settings.bus.stream_replicas = config.nats.stream_replicas;
+    settings.encryption_key = prepared.encryption_key;
     let agency = Agency::start(
         settings,
         js,

@@ -15,6 +15,9 @@
 //! |---|---|---|
 //! | `idem` | rpc name, `0x00`, idempotency key | JSON [`IdemRecord`] |
 //! | `personal` | case id (16 bytes) | `PersonalData` encoding, ChaCha20-Poly1305 under the case's key (`case_keys.rs`), nonce first, case id as associated data |
+//! | `received` | case id (16), event id (16), section index (4 BE) | a `PersonalData` encoding another agency sealed to this one, boxed the same way |
+//! | `sealed_out` | event id (16), section index (4 BE) | case id (16), then the detached HPKE ciphertext this agency sent, boxed the same way; removed when the recipient's receipt is journaled |
+//! | `erased` | case id (16 bytes) | JSON [`Erased`]: the tombstone; nothing personal of the case is stored or sent again |
 //! | `cases` | case id (16 bytes) | first journal seq of the case, 8 bytes BE |
 //! | `case_order` | first seq (8 bytes BE), case id (16) | empty; newest-first listing |
 //! | `meta` | `follow` | follower cursor (journal seq, 8 bytes BE) |
@@ -81,6 +84,13 @@ fn sled_err(step: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
     move |source| StoreError::Sled { step, source }
 }
 
+/// The tombstone of an erased case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Erased {
+    /// Whether any personal data of the case was held when it was erased.
+    pub(crate) held_personal_data: bool,
+}
+
 /// The store.
 #[derive(Debug, Clone)]
 pub(crate) struct LocalStore {
@@ -88,6 +98,9 @@ pub(crate) struct LocalStore {
     db: sled::Db,
     idem: sled::Tree,
     personal: sled::Tree,
+    received: sled::Tree,
+    sealed_out: sled::Tree,
+    erased: sled::Tree,
     cases: sled::Tree,
     order: sled::Tree,
     meta: sled::Tree,
@@ -109,6 +122,9 @@ impl LocalStore {
             dir: dir.to_owned(),
             idem: tree("idem")?,
             personal: tree("personal")?,
+            received: tree("received")?,
+            sealed_out: tree("sealed_out")?,
+            erased: tree("erased")?,
             cases: tree("cases")?,
             order: tree("case_order")?,
             meta: tree("meta")?,
@@ -163,7 +179,11 @@ impl LocalStore {
 
     /// Stores personal data of `case` unless some is stored already:
     /// encrypted under the case's key (made durably first if needed).
+    /// Nothing is stored for an erased case.
     pub(crate) fn put_personal_once(&self, case: &CaseId, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.erased(case)?.is_some() {
+            return Ok(());
+        }
         if self
             .personal
             .contains_key(case.as_bytes())
@@ -187,39 +207,193 @@ impl LocalStore {
         Ok(())
     }
 
-    /// The personal data stored for `case`, decrypted; `None` if there is
-    /// none or its key was destroyed (erased).
-    pub(crate) fn personal(&self, case: &CaseId) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(boxed) = self
+    /// The personal data stored for `case`, decrypted: what this agency
+    /// recorded, then what it received in event order (each a
+    /// `PersonalData` encoding; concatenated encodings merge). `None` if there
+    /// is none or its key was destroyed (erased).
+    pub(crate) fn personal(&self, case: &CaseId) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        let own = self
             .personal
             .get(case.as_bytes())
-            .map_err(sled_err("reading personal data"))?
-        else {
+            .map_err(sled_err("reading personal data"))?;
+        let mut boxed: Vec<Vec<u8>> = own.into_iter().map(|v| v.to_vec()).collect();
+        for r in self.received.scan_prefix(case.as_bytes()) {
+            let (_, v) = r.map_err(sled_err("reading received personal data"))?;
+            boxed.push(v.to_vec());
+        }
+        if boxed.is_empty() {
             return Ok(None);
-        };
+        }
         let Some(key) = self.keys.get(case).map_err(StoreError::CaseKey)? else {
             return Ok(None);
         };
-        key.decrypt(case.as_bytes(), &boxed)
+        boxed
+            .iter()
+            .map(|b| {
+                key.decrypt(case.as_bytes(), b)
+                    .map_err(|_| StoreError::Corrupt("personal"))
+            })
+            .collect::<Result<Vec<_>, _>>()
             .map(Some)
-            .map_err(|_| StoreError::Corrupt("personal"))
     }
 
-    /// Erases the personal data of `case`: destroys its key (the erasure:
-    /// every copy of the ciphertext becomes noise), then removes the
-    /// ciphertext. Returns whether there was a key to destroy.
-    ///
-    /// Only tests call it until the erasure request exists: erasing without
-    /// journaling an attestation and telling the recipients would leave no
-    /// evidence, so no RPC offers it yet (issue 8).
-    #[cfg(test)]
-    pub(crate) fn erase_personal(&self, case: &CaseId) -> Result<bool, StoreError> {
-        let had = self.keys.destroy(case).map_err(StoreError::CaseKey)?;
+    fn section_key(prefix: &[u8], event: &EventId, index: usize) -> Vec<u8> {
+        let mut k = Vec::with_capacity(prefix.len() + 20);
+        k.extend_from_slice(prefix);
+        k.extend_from_slice(event.as_bytes());
+        k.extend_from_slice(&u32::try_from(index).unwrap_or(u32::MAX).to_be_bytes());
+        k
+    }
+
+    /// Keeps personal data of `case` that another agency sealed to this one
+    /// (section `index` of `event`), under the case's key; durable before it
+    /// returns, idempotent. Returns false (and keeps nothing) if the case
+    /// was erased here.
+    pub(crate) fn put_received(
+        &self,
+        case: &CaseId,
+        event: &EventId,
+        index: usize,
+        plaintext: &[u8],
+    ) -> Result<bool, StoreError> {
+        if self.erased(case)?.is_some() {
+            return Ok(false);
+        }
+        let boxed = self
+            .keys
+            .get_or_create(case)
+            .map_err(StoreError::CaseKey)?
+            .encrypt(case.as_bytes(), plaintext)
+            .map_err(|_| StoreError::Corrupt("received"))?;
+        self.received
+            .insert(Self::section_key(case.as_bytes(), event, index), boxed)
+            .map_err(sled_err("storing received personal data"))?;
+        self.durable()?;
+        Ok(true)
+    }
+
+    /// Keeps the detached ciphertext of section `index` of `event` (about
+    /// `case`) this agency is sending, under the case's key, until the
+    /// recipient's receipt; durable before it returns.
+    pub(crate) fn put_sealed_out(
+        &self,
+        case: &CaseId,
+        event: &EventId,
+        index: usize,
+        ciphertext: &[u8],
+    ) -> Result<(), StoreError> {
+        let boxed = self
+            .keys
+            .get_or_create(case)
+            .map_err(StoreError::CaseKey)?
+            .encrypt(case.as_bytes(), ciphertext)
+            .map_err(|_| StoreError::Corrupt("sealed_out"))?;
+        let mut v = case.as_bytes().to_vec();
+        v.extend_from_slice(&boxed);
+        self.sealed_out
+            .insert(Self::section_key(&[], event, index), v)
+            .map_err(sled_err("storing sealed data to send"))?;
+        self.durable()
+    }
+
+    /// The detached ciphertexts of `event`'s first `n` sections, or `None`
+    /// when any is gone (receipted and removed, or the case erased).
+    pub(crate) fn sealed_out(
+        &self,
+        event: &EventId,
+        n: usize,
+    ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let Some(v) = self
+                .sealed_out
+                .get(Self::section_key(&[], event, i))
+                .map_err(sled_err("reading sealed data to send"))?
+            else {
+                return Ok(None);
+            };
+            let (case, boxed) = v.split_at(16.min(v.len()));
+            let case = uuid::Uuid::from_slice(case)
+                .map(CaseId::from_uuid)
+                .map_err(|_| StoreError::Corrupt("sealed_out"))?;
+            let Some(key) = self.keys.get(&case).map_err(StoreError::CaseKey)? else {
+                return Ok(None);
+            };
+            out.push(
+                key.decrypt(case.as_bytes(), boxed)
+                    .map_err(|_| StoreError::Corrupt("sealed_out"))?,
+            );
+        }
+        Ok(Some(out))
+    }
+
+    /// Forgets the detached ciphertexts of `event` (its receipt arrived).
+    pub(crate) fn forget_sealed_out(&self, event: &EventId) -> Result<(), StoreError> {
+        for r in self.sealed_out.scan_prefix(event.as_bytes()) {
+            let (k, _) = r.map_err(sled_err("reading sealed data to send"))?;
+            self.sealed_out
+                .remove(k)
+                .map_err(sled_err("removing sealed data sent"))?;
+        }
+        Ok(())
+    }
+
+    /// The tombstone of `case`, if it was erased here.
+    pub(crate) fn erased(&self, case: &CaseId) -> Result<Option<Erased>, StoreError> {
+        self.erased
+            .get(case.as_bytes())
+            .map_err(sled_err("reading erasures"))?
+            .map(|v| serde_json::from_slice(&v).map_err(|_| StoreError::Corrupt("erased")))
+            .transpose()
+    }
+
+    /// Erases everything personal of `case` held here: writes the tombstone
+    /// (durably, first: from then on nothing personal of the case is stored
+    /// or sent), destroys the case's key (the erasure itself: every copy of
+    /// every ciphertext under it, in sled's old segments too, becomes
+    /// noise), then removes the ciphertexts. Idempotent: a second call
+    /// returns the first tombstone and finishes any step a crash cut short.
+    pub(crate) fn erase(&self, case: &CaseId) -> Result<Erased, StoreError> {
+        let tomb = match self.erased(case)? {
+            Some(t) => t,
+            None => {
+                let held = self
+                    .personal
+                    .contains_key(case.as_bytes())
+                    .map_err(sled_err("reading personal data"))?
+                    || self.received.scan_prefix(case.as_bytes()).next().is_some()
+                    || self.keys.get(case).map_err(StoreError::CaseKey)?.is_some();
+                let t = Erased {
+                    held_personal_data: held,
+                };
+                let v = serde_json::to_vec(&t).map_err(|_| StoreError::Corrupt("erased"))?;
+                self.erased
+                    .insert(case.as_bytes(), v)
+                    .map_err(sled_err("writing an erasure"))?;
+                self.durable()?;
+                t
+            }
+        };
+        self.keys.destroy(case).map_err(StoreError::CaseKey)?;
         self.personal
             .remove(case.as_bytes())
             .map_err(sled_err("removing erased personal data"))?;
+        for r in self.received.scan_prefix(case.as_bytes()) {
+            let (k, _) = r.map_err(sled_err("reading received personal data"))?;
+            self.received
+                .remove(k)
+                .map_err(sled_err("removing erased personal data"))?;
+        }
+        for r in self.sealed_out.iter() {
+            let (k, v) = r.map_err(sled_err("reading sealed data to send"))?;
+            if v.get(..16) == Some(case.as_bytes().as_slice()) {
+                self.sealed_out
+                    .remove(k)
+                    .map_err(sled_err("removing erased sealed data"))?;
+            }
+        }
         self.durable()?;
-        Ok(had)
+        Ok(tomb)
     }
 
     /// Notes that `case` has an entry at `seq` (the first one sticks).
@@ -399,26 +573,58 @@ mod tests {
         let (dir, keys) = (root.path().join("agency"), root.path().join("case-keys"));
         let canary = format!("Canary-{}", EventId::new());
         let (case, other) = (CaseId::new(), CaseId::new());
+        let (ev, out) = (EventId::new(), EventId::new());
         let s = LocalStore::open(&dir, &keys).unwrap();
         s.put_personal_once(&case, canary.as_bytes()).unwrap();
+        assert!(s.put_received(&case, &ev, 0, b"received-part").unwrap());
+        assert!(
+            s.put_received(&case, &ev, 0, b"received-part").unwrap(),
+            "idempotent"
+        );
+        s.put_sealed_out(&case, &out, 0, b"sealed-for-them")
+            .unwrap();
         s.put_personal_once(&other, b"someone else").unwrap();
-        assert_eq!(s.personal(&case).unwrap().unwrap(), canary.as_bytes());
+        let mine = |s: &LocalStore| s.personal(&case).unwrap();
+        assert_eq!(
+            mine(&s).unwrap(),
+            vec![canary.as_bytes().to_vec(), b"received-part".to_vec()]
+        );
+        assert_eq!(
+            s.sealed_out(&out, 1).unwrap().unwrap(),
+            vec![b"sealed-for-them".to_vec()]
+        );
+        assert_eq!(s.sealed_out(&out, 2).unwrap(), None, "a missing section");
         drop(s);
         // The scan finds clear text when there is some (positive control).
         std::fs::write(root.path().join("control"), &canary).unwrap();
         assert_eq!(files_with(root.path(), canary.as_bytes()).len(), 1);
         std::fs::remove_file(root.path().join("control")).unwrap();
-        assert!(files_with(root.path(), canary.as_bytes()).is_empty());
+        for needle in [canary.as_bytes(), b"received-part", b"sealed-for-them"] {
+            assert!(files_with(root.path(), needle).is_empty());
+        }
 
         let s = LocalStore::open(&dir, &keys).unwrap();
-        assert_eq!(s.personal(&case).unwrap().unwrap(), canary.as_bytes());
-        assert!(s.erase_personal(&case).unwrap());
-        assert_eq!(s.personal(&case).unwrap(), None);
-        assert_eq!(s.personal(&other).unwrap().unwrap(), b"someone else");
-        assert!(!s.erase_personal(&case).unwrap(), "already erased");
+        assert_eq!(mine(&s).unwrap().len(), 2);
+        assert_eq!(s.erased(&case).unwrap(), None);
+        let tomb = s.erase(&case).unwrap();
+        assert!(tomb.held_personal_data);
+        assert_eq!(mine(&s), None);
+        assert_eq!(s.sealed_out(&out, 1).unwrap(), None);
+        assert_eq!(
+            s.personal(&other).unwrap().unwrap(),
+            vec![b"someone else".to_vec()]
+        );
+        assert_eq!(s.erase(&case).unwrap(), tomb, "idempotent");
+        // Nothing personal of an erased case is stored again.
+        s.put_personal_once(&case, b"again").unwrap();
+        assert!(!s.put_received(&case, &EventId::new(), 0, b"again").unwrap());
+        assert_eq!(mine(&s), None);
         drop(s);
         let s = LocalStore::open(&dir, &keys).unwrap();
-        assert_eq!(s.personal(&case).unwrap(), None, "erased across restarts");
+        assert_eq!(mine(&s), None, "erased across restarts");
+        assert_eq!(s.erased(&case).unwrap(), Some(tomb));
         assert!(files_with(root.path(), canary.as_bytes()).is_empty());
+        // A case that never held personal data is erased too (tombstone).
+        assert!(!s.erase(&CaseId::new()).unwrap().held_personal_data);
     }
 }

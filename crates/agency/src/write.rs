@@ -114,7 +114,8 @@ impl Recorder {
     /// # Errors
     /// `INVALID_ARGUMENT` for a malformed recipient, `NOT_FOUND` for one the
     /// federation directory does not know, `FAILED_PRECONDITION`
-    /// (`sealing.unavailable`) for `send_to.personal` until sealing exists.
+    /// (`sealing.no_recipient_key`, `case.erased`) when `send_to.personal`
+    /// cannot be sealed to the recipient.
     pub fn event_with_send_to(
         &self,
         id: EventId,

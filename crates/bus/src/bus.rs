@@ -42,6 +42,14 @@ pub(crate) struct Ctx {
     /// trace headers (for the relay) and when they were journaled (for the
     /// delivery latency). Bounded by [`crate::meter::MAX_IN_FLIGHT`].
     pub(crate) in_flight: Mutex<HashMap<EventId, crate::meter::InFlight>>,
+    /// The agency's handling of sealed personal data (set once, at start).
+    pub(crate) sealing: std::sync::OnceLock<Arc<dyn crate::Sealing>>,
+}
+
+impl Ctx {
+    pub(crate) fn sealing(&self) -> Option<&dyn crate::Sealing> {
+        self.sealing.get().map(|s| &**s as &dyn crate::Sealing)
+    }
 }
 
 /// What [`Bus::send`] recorded.
@@ -97,6 +105,7 @@ impl Bus {
             completed: Mutex::new(Vec::new()),
             republish: Mutex::new(Vec::new()),
             in_flight: Mutex::new(HashMap::new()),
+            sealing: std::sync::OnceLock::new(),
         });
         let me = ctx.config.agency.to_string();
         let spawn = |name: &'static str, fut: futures::future::BoxFuture<'static, ()>| {
@@ -190,6 +199,15 @@ impl Bus {
         }
         .instrument(span)
         .await
+    }
+
+    /// Installs the agency's handling of sealed personal data
+    /// ([`crate::sealing`]). Call once, before serving requests: until then
+    /// received events carrying sealed data are quarantined (`sealed_data`)
+    /// and events with sealed sections are published without their
+    /// ciphertexts. Returns false if one was installed already.
+    pub fn set_sealing(&self, sealing: Arc<dyn crate::Sealing>) -> bool {
+        self.ctx.sealing.set(sealing).is_ok()
     }
 
     /// Quarantine, duplicate and equivocation counters of this bus.

@@ -8,7 +8,9 @@
 //! this agency and `recipient_id` → the subject's kind token is the body's →
 //! field shape ([`event_from_proto`]) → not dated in the future beyond the
 //! allowed skew → (receipts) it answers an event this agency sent to the
-//! signer, with the journaled envelope hash → dedup by event id → the rules
+//! signer, with the journaled envelope hash → dedup by event id → sealed
+//! personal data: detached ciphertexts match the signed digests and open
+//! with this agency's key ([`crate::sealing`]) → the rules
 //! in this agency's view of the case (for a forward: the inner envelope
 //! verifies with its originator's key, the forward is an allowed disclosure,
 //! and the inner event is applied as the same signed event).
@@ -38,6 +40,8 @@ pub(crate) struct Accepted {
     pub(crate) completes: Option<EventId>,
     /// Already journaled: only the receipt is re-sent.
     pub(crate) duplicate: bool,
+    /// The opened sealed sections (empty for a duplicate: kept the first time).
+    pub(crate) opened: crate::Opened,
 }
 
 /// A refusal or an accepted event; `Err` only for journal read failures
@@ -49,7 +53,13 @@ fn reject(reason: Reason, detail: impl Into<String>) -> Checked {
 }
 
 /// Runs every check on one message.
-pub(crate) fn incoming(ctx: &Ctx, subject: &str, bytes: &[u8], now: Timestamp) -> Checked {
+pub(crate) fn incoming(
+    ctx: &Ctx,
+    subject: &str,
+    bytes: &[u8],
+    headers: Option<&async_nats::HeaderMap>,
+    now: Timestamp,
+) -> Checked {
     let me = &ctx.config.agency;
     if bytes.len() > ctx.config.max_message_bytes {
         return reject(
@@ -165,8 +175,26 @@ pub(crate) fn incoming(ctx: &Ctx, subject: &str, bytes: &[u8], now: Timestamp) -
             case,
             completes,
             duplicate: true,
+            opened: crate::Opened::default(),
         }));
     }
+    // Before the policy folds the event into the cached case state: a
+    // refusal here leaves that state untouched.
+    let opened = if ev.sealed.is_empty() {
+        crate::Opened::default()
+    } else {
+        if ctx.sealing().is_none() {
+            // The agency installs its sealing right after starting the bus:
+            // not a fault of the message, so it comes again.
+            return Err(JournalError::Failed(
+                "sealed data arrived before the agency installed its sealing".into(),
+            ));
+        }
+        match crate::sealing::open_all(ctx.sealing(), &ev, headers) {
+            Ok(o) => o,
+            Err(detail) => return refuse(Reason::SealedData, detail),
+        }
+    };
     if let Err(detail) = policy(ctx, &wire)? {
         return refuse(Reason::PolicyViolation, detail);
     }
@@ -175,6 +203,7 @@ pub(crate) fn incoming(ctx: &Ctx, subject: &str, bytes: &[u8], now: Timestamp) -
         case,
         completes,
         duplicate: false,
+        opened,
     }))
 }
 

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use waymark_crypto::seal::RecipientKey;
 use waymark_crypto::{KeyId, KeyRing, TrustedKey, VerifyError};
 use waymark_proto::v1::Envelope;
 use waymark_types::{AgencyId, AgencyKind, Timestamp};
@@ -21,6 +22,8 @@ pub struct Member {
     pub kind: AgencyKind,
     /// Its signing keys, current and past, with validity windows.
     pub keys: KeyRing,
+    /// Its X25519 encryption keys (personal data is sealed to these).
+    pub encryption_keys: Vec<RecipientKey>,
 }
 
 /// Agencies by id, and the owner of every key.
@@ -50,6 +53,7 @@ impl Directory {
             .or_insert_with(|| Member {
                 kind,
                 keys: KeyRing::new(),
+                encryption_keys: Vec::new(),
             });
         m.kind = kind;
         for k in keys {
@@ -58,6 +62,29 @@ impl Directory {
             // another agency no longer verifies as the first one.
             self.owners.insert(id, agency.clone());
         }
+    }
+
+    /// Lists `keys` as encryption keys of `agency` (a known member; an
+    /// unknown one is ignored: it could not be sent anything anyway).
+    pub fn insert_encryption_keys(
+        &mut self,
+        agency: &AgencyId,
+        keys: impl IntoIterator<Item = RecipientKey>,
+    ) {
+        if let Some(m) = self.members.get_mut(agency) {
+            m.encryption_keys.extend(keys);
+        }
+    }
+
+    /// The encryption key to seal data for `agency` to at `at`: of its keys
+    /// valid then, the most recent.
+    pub fn encryption_key(&self, agency: &AgencyId, at: Timestamp) -> Option<&RecipientKey> {
+        self.members
+            .get(agency)?
+            .encryption_keys
+            .iter()
+            .filter(|k| k.valid_at(at))
+            .max_by_key(|k| k.valid_from)
     }
 
     /// The member `agency`, if known.

@@ -124,7 +124,7 @@ async fn handle(ctx: &Arc<Ctx>, msgs: Vec<Message>) -> Result<(), BusError> {
                 let span = tracing::info_span!("waymark.bus.receive", subject = %subject);
                 trace::adopt(&span, headers.as_ref());
                 let _entered = span.enter();
-                check::incoming(&c, subject, payload, now)
+                check::incoming(&c, subject, payload, headers.as_ref(), now)
             })
             .collect()
     })
@@ -217,6 +217,16 @@ fn journal_one(
     match verdict {
         Err(e) => Err(JournalError::Failed(format!("check failed: {e}"))),
         Ok(Ok(a)) => {
+            if !a.opened.0.is_empty() {
+                // Kept before the event is journaled: a failure leaves the
+                // message unacknowledged, so it comes again.
+                let sealing = ctx.sealing().ok_or_else(|| {
+                    JournalError::Failed("sealed data opened but no sealing installed".into())
+                })?;
+                sealing
+                    .keep(&a.event, &a.opened)
+                    .map_err(|e| JournalError::Failed(format!("keeping sealed data: {e}")))?;
+            }
             let appended = ctx.journal.append_received(payload, now, a.completes)?;
             if matches!(appended, Appended::Existing { .. }) || a.duplicate {
                 ctx.counters.duplicate();

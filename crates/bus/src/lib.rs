@@ -31,7 +31,10 @@
 //!   two appends); journal failure at B → the message is not acked and comes
 //!   again; bad input → quarantined, acked, counted, never applied.
 //!
-//! Modules: [`subjects`], [`provision`], [`directory`], [`quarantine`],
+//! Personal data travels sealed to the recipient and detached from the
+//! signed event, never journaled: see [`sealing`].
+//!
+//! Modules: [`subjects`], [`provision`], [`directory`], [`quarantine`], [`sealing`],
 //! [`config`], [`error`]; internal: relay, inbox, witness (checkpoints),
 //! check (verification and policy), state (case-state cache), trace (W3C
 //! context in NATS headers), meter (metrics: outbox depth, receipts pending,
@@ -50,6 +53,7 @@ pub mod provision;
 pub mod quarantine;
 mod receipt;
 mod relay;
+pub mod sealing;
 mod state;
 pub mod subjects;
 mod trace;
@@ -60,5 +64,6 @@ pub use config::BusConfig;
 pub use directory::{Directory, Member};
 pub use error::{BusError, SendError};
 pub use quarantine::{Counters, Reason, Rejection};
+pub use sealing::{Opened, Sealing};
 
 pub(crate) use bus::Ctx;

@@ -39,6 +39,9 @@ pub enum Reason {
     /// A receipt for an event this agency never sent to its signer, or whose
     /// envelope hash differs from the journaled one.
     ReceiptMismatch,
+    /// Sealed personal data that is missing, altered, inline in the signed
+    /// event, or does not open with this agency's encryption key.
+    SealedData,
 }
 
 impl Reason {
@@ -54,6 +57,7 @@ impl Reason {
             Reason::Oversized => "oversized",
             Reason::WrongPayloadType => "wrong_payload_type",
             Reason::ReceiptMismatch => "receipt_mismatch",
+            Reason::SealedData => "sealed_data",
         }
     }
 }

@@ -54,6 +54,8 @@ struct Item {
     lane: Option<(CaseId, AgencyId)>,
     subject: String,
     envelope: Bytes,
+    /// Detached ciphertexts of its sealed sections ([`crate::sealing`]).
+    sealed: Vec<Vec<u8>>,
     receipt: bool,
     sent: Option<Instant>,
 }
@@ -315,6 +317,7 @@ impl Relay {
         {
             crate::trace::inject(&t.trace, &mut headers);
         }
+        crate::sealing::attach(&mut headers, &i.sealed);
         PublishMessage::build()
             .payload(i.envelope.clone())
             .headers(headers)
@@ -372,12 +375,30 @@ fn read_item(
         .ok()
         .filter(|_| !receipt)
         .map(|c| (c, recipient.clone()));
+    let sealed = if ev.sealed.is_empty() {
+        Vec::new()
+    } else {
+        // Without them the recipient quarantines the event (sealed_data) and
+        // says so in its receipt: the sender's evidence stays complete.
+        match ctx.sealing().map(|s| s.ciphertexts(&ev)) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                tracing::warn!(event = %event_id, error = %e, "sealed data unavailable; publishing without it");
+                Vec::new()
+            }
+            None => {
+                tracing::warn!(event = %event_id, "no sealing installed; publishing without sealed data");
+                Vec::new()
+            }
+        }
+    };
     Ok(Some(Item {
         subject: subjects::event(&ctx.config.agency, &recipient, kind),
         recipient,
         event_id,
         lane,
         envelope: Bytes::from(entry.envelope),
+        sealed,
         receipt,
         sent: None,
     }))

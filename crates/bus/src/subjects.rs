@@ -171,6 +171,8 @@ pub fn kind_of_body(b: &B) -> SubjectKind {
         B::ConsentGranted(_) => K::ConsentGranted,
         B::ConsentWithdrawn(_) => K::ConsentWithdrawn,
         B::WithdrawalAcknowledged(_) => K::WithdrawalAcknowledged,
+        B::CaseErased(_) => K::CaseErased,
+        B::ErasureAcknowledged(_) => K::ErasureAcknowledged,
         B::RefusalRecorded(_) => K::RefusalRecorded,
         B::CaseClosed(_) => K::CaseClosed,
         B::ReferralRequested(_) => K::ReferralRequested,

@@ -42,7 +42,16 @@
 //! [[agency.key]]
 //! public_key = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"
 //! valid_from = 2026-01-01T00:00:00Z
+//! [[agency.encryption_key]]
+//! public_key = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+//! valid_from = 2026-01-01T00:00:00Z
 //! ```
+//!
+//! `encryption_key` lists the agency's X25519 keys (HPKE, see
+//! [`crate::seal`]): senders seal personal data only to the key valid when
+//! they send, so rotating an encryption key (and destroying the old secret
+//! once nothing sealed to it is still in transit) bounds how long
+//! intercepted ciphertext stays openable.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -55,6 +64,7 @@ use waymark_types::{AgencyId, AgencyKind, Timestamp};
 use crate::envelope::pae;
 use crate::keyring::TrustedKey;
 use crate::keys::{AgencyKey, KeyId};
+use crate::seal::{RecipientKey, encryption_key_id};
 
 /// The `format` line every manifest carries.
 pub const MANIFEST_FORMAT: &str = "waymark.federation.v1";
@@ -95,6 +105,15 @@ pub struct ManifestAgency {
     /// Every signing key it has had.
     #[serde(rename = "key", default)]
     pub keys: Vec<ManifestKey>,
+    /// Every X25519 encryption key it has had (`public_key` is the 32-byte
+    /// X25519 public key in hex): personal data is sealed to the one valid
+    /// when it is sent. An agency without one cannot be sent personal data.
+    #[serde(
+        rename = "encryption_key",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub encryption_keys: Vec<ManifestKey>,
 }
 
 /// Membership status.
@@ -144,6 +163,9 @@ pub struct Member {
     pub status: Status,
     /// Its keys with validity windows (closed at `since` when not active).
     pub keys: Vec<TrustedKey>,
+    /// Its encryption keys with validity windows (closed at `since` when
+    /// not active).
+    pub encryption_keys: Vec<RecipientKey>,
 }
 
 /// Reading, checking or verifying a manifest failed.
@@ -217,7 +239,27 @@ impl Manifest {
                 valid_from: datetime(from),
                 valid_until: None,
             }],
+            encryption_keys: Vec::new(),
         });
+    }
+
+    /// Lists the X25519 public key `public` as an encryption key of `id`,
+    /// valid from `from`. Returns false if `id` is not a member.
+    pub fn add_encryption_key(
+        &mut self,
+        id: &AgencyId,
+        public: &[u8; 32],
+        from: Timestamp,
+    ) -> bool {
+        let Some(a) = self.agencies.iter_mut().find(|a| &a.id == id) else {
+            return false;
+        };
+        a.encryption_keys.push(ManifestKey {
+            public_key: hex::encode(public),
+            valid_from: datetime(from),
+            valid_until: None,
+        });
+        true
     }
 
     /// The TOML text.
@@ -300,12 +342,34 @@ impl Manifest {
                     valid_until: until,
                 });
             }
+            let mut encryption_keys = Vec::new();
+            for (j, k) in a.encryption_keys.iter().enumerate() {
+                let kat = |f: &str| at(&format!("encryption_key[{j}].{f}"));
+                let mut public = [0u8; 32];
+                hex::decode_to_slice(k.public_key.trim(), &mut public).map_err(|_| {
+                    bad(
+                        kat("public_key"),
+                        "not 64 hex digits (a 32-byte X25519 public key)".into(),
+                    )
+                })?;
+                if !seen_keys.insert(public) {
+                    return Err(bad(kat("public_key"), "listed twice".into()));
+                }
+                let (from, until) = window(k).map_err(|(f, m)| bad(kat(f), m))?;
+                encryption_keys.push(RecipientKey {
+                    id: encryption_key_id(&public),
+                    public,
+                    valid_from: from,
+                    valid_until: close(until, since),
+                });
+            }
             members.push(Member {
                 id: a.id.clone(),
                 kind: a.kind,
                 country: a.country.clone(),
                 status: a.status,
                 keys,
+                encryption_keys,
             });
         }
         Ok(VerifiedManifest {
@@ -408,6 +472,29 @@ pub fn load_verified(
         message: e.message().to_owned(),
     })?;
     manifest.check(path)
+}
+
+/// A key's `[valid_from, valid_until)`, or (field, message) of the bad value.
+fn window(k: &ManifestKey) -> Result<(Timestamp, Option<Timestamp>), (&'static str, String)> {
+    let from = to_timestamp(&k.valid_from).map_err(|m| ("valid_from", m))?;
+    let until = k
+        .valid_until
+        .as_ref()
+        .map(to_timestamp)
+        .transpose()
+        .map_err(|m| ("valid_until", m))?;
+    if until.is_some_and(|u| u <= from) {
+        return Err(("valid_until", "must be after valid_from".into()));
+    }
+    Ok((from, until))
+}
+
+/// A key's end of validity, closed at the agency's `since` when not active.
+fn close(until: Option<Timestamp>, since: Option<Timestamp>) -> Option<Timestamp> {
+    match (until, since) {
+        (Some(u), Some(s)) => Some(u.min(s)),
+        (u, s) => u.or(s),
+    }
 }
 
 /// Decodes a 64-hex-digit Ed25519 public key.

@@ -70,6 +70,28 @@ pub fn encryption_key_id(public: &[u8; 32]) -> String {
     format!("x25519:{}", hex::encode(&Sha256::digest(public)[..16]))
 }
 
+/// A recipient's X25519 public key as the federation manifest lists it,
+/// with its validity window: senders seal only to a key valid at the time
+/// they seal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientKey {
+    /// The 32-byte X25519 public key.
+    pub public: [u8; 32],
+    /// Its id ([`encryption_key_id`]).
+    pub id: String,
+    /// First moment data may be sealed to it.
+    pub valid_from: waymark_types::Timestamp,
+    /// End of validity (exclusive); `None` while current.
+    pub valid_until: Option<waymark_types::Timestamp>,
+}
+
+impl RecipientKey {
+    /// Whether data may be sealed to this key at `at`.
+    pub fn valid_at(&self, at: waymark_types::Timestamp) -> bool {
+        at >= self.valid_from && self.valid_until.is_none_or(|u| at < u)
+    }
+}
+
 /// An agency's X25519 key for opening data sealed to it.
 #[derive(Clone)]
 pub struct EncryptionKey {

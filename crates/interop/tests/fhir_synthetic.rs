@@ -111,9 +111,12 @@ fn story() -> Story {
     sealed.sealed = vec![pb::SealedData {
         recipient_key_id: "x25519:0011".into(),
         suite: "DHKEM(X25519, HKDF-SHA256)/HKDF-SHA256/ChaCha20Poly1305".into(),
-        encapsulated_key: vec![7; 32],
-        ciphertext: SEALED_MARKER.to_vec(),
+        // The marker stands in for sealed bytes: the export must not carry
+        // any part of a sealed section.
+        encapsulated_key: SEALED_MARKER.to_vec(),
+        ciphertext: Vec::new(),
         categories: vec![pb::DataCategory::Identity as i32],
+        ciphertext_sha256: vec![9; 32],
     }];
     // A: completed.
     let a = request(&mut f, SHELTER, sealed);

@@ -108,6 +108,15 @@ pub enum Body {
         /// How the case ended.
         outcome: CaseOutcome,
     },
+    CaseErased {
+        /// The other agency's `CaseErased` this erasure acted on; `None` when
+        /// requested at the erasing agency.
+        requested_by: Option<EventId>,
+    },
+    ErasureAcknowledged {
+        /// The `CaseErased` acknowledged.
+        erasure: EventId,
+    },
     ReferralRequested {
         /// The service asked for. The performer is the event's recipient.
         service: Service,
@@ -246,6 +255,8 @@ impl Body {
             Body::WithdrawalAcknowledged { .. } => K::WithdrawalAcknowledged,
             Body::RefusalRecorded(_) => K::RefusalRecorded,
             Body::CaseClosed { .. } => K::CaseClosed,
+            Body::CaseErased { .. } => K::CaseErased,
+            Body::ErasureAcknowledged { .. } => K::ErasureAcknowledged,
             Body::ReferralRequested { .. } => K::ReferralRequested,
             Body::ReferralReceived { .. } => K::ReferralReceived,
             Body::ReferralAccepted { .. } => K::ReferralAccepted,
@@ -309,7 +320,11 @@ pub enum Sending {
 pub fn sending(kind: EventKind) -> Sending {
     use EventKind as K;
     match kind {
-        K::ConsentWithdrawn | K::WithdrawalAcknowledged | K::RefusalRecorded => Sending::Notice,
+        K::ConsentWithdrawn
+        | K::WithdrawalAcknowledged
+        | K::RefusalRecorded
+        | K::CaseErased
+        | K::ErasureAcknowledged => Sending::Notice,
         K::ConsentGranted => Sending::ConsentForward,
         K::Receipt
         | K::ReferralReceived

@@ -33,6 +33,8 @@ impl CaseState {
                 EventKind::Receipt
                     | EventKind::WithdrawalAcknowledged
                     | EventKind::ConsentWithdrawn
+                    | EventKind::CaseErased
+                    | EventKind::ErasureAcknowledged
                     | EventKind::RefusalRecorded
                     | EventKind::ReferralCancelled
             );
@@ -40,7 +42,7 @@ impl CaseState {
                 return Err(cx.deny(
                     Rule::CaseClosed,
                     format!(
-                        "Case {} was closed by {} at {}. After closure only consent withdrawals, refusals, \
+                        "Case {} was closed by {} at {}. After closure only consent withdrawals, refusals, erasures, \
                          acknowledgements, receipts and referral cancellations can be recorded. \
                          Open a new case if the person needs support again.",
                         self.case, c.by, c.at

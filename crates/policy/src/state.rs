@@ -261,6 +261,10 @@ impl CaseState {
                 effective_at,
             } => self.on_consent_withdrawn(cx, *consent, *effective_at),
             Body::WithdrawalAcknowledged { consent } => self.on_withdrawal_ack(cx, *consent),
+            // Attestations: they change no rule state. Whether personal data
+            // may still be sent is the erasing agency's own store's business
+            // (it has none left), and the auditor reads the links.
+            Body::CaseErased { .. } | Body::ErasureAcknowledged { .. } => Ok(()),
             Body::RefusalRecorded(r) => {
                 self.on_refusal(cx, r);
                 Ok(())

@@ -353,11 +353,23 @@ fn sealed(c: &mut Check, e: &pb::Event) {
                 s.encapsulated_key.is_empty(),
                 "the HPKE encapsulated key",
             ),
-            ("ciphertext", s.ciphertext.is_empty(), "the AEAD ciphertext"),
         ] {
             if empty {
                 c.fail(at(field), format!("required: {what}"));
             }
+        }
+        if !s.ciphertext.is_empty() {
+            c.fail(
+                at("ciphertext"),
+                "must be empty: the ciphertext travels detached beside the envelope (header \
+                 Waymark-Sealed-<i>), never inside a signed event, so that no journal keeps it",
+            );
+        }
+        if s.ciphertext_sha256.len() != 32 {
+            c.fail(
+                at("ciphertext_sha256"),
+                "required: the SHA-256 (32 bytes) of the detached ciphertext",
+            );
         }
         if s.categories.is_empty() {
             c.fail(

@@ -475,7 +475,7 @@ fn lifecycle_rules() {
         &v,
         "case.closed",
         "Case 00000000-0000-0000-0000-00000000ca5e was closed by bg-police-sofia at 2026-09-22T14:13:20.000Z. \
-         After closure only consent withdrawals, refusals, acknowledgements, receipts and referral \
+         After closure only consent withdrawals, refusals, erasures, acknowledgements, receipts and referral \
          cancellations can be recorded. Open a new case if the person needs support again.",
     );
     // The person's rights continue after closure.

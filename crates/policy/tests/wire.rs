@@ -123,6 +123,33 @@ fn samples() -> Vec<(B, Body)> {
             },
         ),
         (
+            B::CaseErased(pb::CaseErased {
+                ground: pb::ErasureGround::Notice as i32,
+                detail: "request 2026/17".to_owned(),
+                requested_by: reference(EVENT),
+                held_personal_data: true,
+            }),
+            Body::CaseErased {
+                requested_by: Some(eid(EVENT)),
+            },
+        ),
+        (
+            B::CaseErased(pb::CaseErased {
+                ground: pb::ErasureGround::PersonRequest as i32,
+                ..Default::default()
+            }),
+            Body::CaseErased { requested_by: None },
+        ),
+        (
+            B::ErasureAcknowledged(pb::ErasureAcknowledged {
+                erasure: reference(EVENT),
+                attestation: reference(OTHER),
+            }),
+            Body::ErasureAcknowledged {
+                erasure: eid(EVENT),
+            },
+        ),
+        (
             B::RefusalRecorded(RefusalRecorded {
                 scope: RefusalScope::Disclosure as i32,
                 agency_ids: vec!["ngo-animus".to_owned()],
@@ -495,8 +522,9 @@ fn a_sent_event_carries_its_disclosure() {
         recipient_key_id: "x25519:abcd".to_owned(),
         suite: "DHKEM(X25519, HKDF-SHA256)/HKDF-SHA256/ChaCha20Poly1305".to_owned(),
         encapsulated_key: vec![1; 32],
-        ciphertext: vec![2; 64],
+        ciphertext: Vec::new(),
         categories: vec![pb::DataCategory::Identity as i32],
+        ciphertext_sha256: vec![2; 32],
     }];
     let ev = convert(&e);
     assert_eq!(
@@ -896,11 +924,12 @@ fn malformed_fields_are_reported_by_path() {
                     recipient_key_id: "k".into(),
                     suite: "s".into(),
                     encapsulated_key: vec![1],
-                    ciphertext: vec![1],
+                    ciphertext: Vec::new(),
                     categories: vec![
                         pb::DataCategory::Identity as i32,
                         pb::DataCategory::Health as i32,
                     ],
+                    ciphertext_sha256: vec![3; 32],
                 }];
             }),
             &["sealed[0].categories[1]"],
@@ -915,8 +944,43 @@ fn malformed_fields_are_reported_by_path() {
                 "sealed[0].recipient_key_id",
                 "sealed[0].suite",
                 "sealed[0].encapsulated_key",
-                "sealed[0].ciphertext",
+                "sealed[0].ciphertext_sha256",
                 "sealed[0].categories",
+            ],
+        ),
+        (
+            "sealed ciphertext inline, in the signed event",
+            with(sent(case_opened()), |e| {
+                e.shares = vec![pb::DataCategory::Identity as i32];
+                e.sealed = vec![pb::SealedData {
+                    recipient_key_id: "k".into(),
+                    suite: "s".into(),
+                    encapsulated_key: vec![1],
+                    ciphertext: vec![1; 40],
+                    categories: vec![pb::DataCategory::Identity as i32],
+                    ciphertext_sha256: vec![3; 32],
+                }];
+            }),
+            &["sealed[0].ciphertext"],
+        ),
+        (
+            "erasure on notice without the notice",
+            with(case_opened(), |e| {
+                e.body = Some(B::CaseErased(pb::CaseErased {
+                    ground: pb::ErasureGround::Notice as i32,
+                    ..Default::default()
+                }));
+            }),
+            &["body.case_erased.requested_by"],
+        ),
+        (
+            "erasure acknowledgement without references",
+            with(case_opened(), |e| {
+                e.body = Some(B::ErasureAcknowledged(pb::ErasureAcknowledged::default()));
+            }),
+            &[
+                "body.erasure_acknowledged.erasure",
+                "body.erasure_acknowledged.attestation",
             ],
         ),
         (

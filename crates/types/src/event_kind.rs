@@ -20,6 +20,10 @@ token_enum! {
         RefusalRecorded => "refusal_recorded",
         /// The custodian closes the case with an outcome.
         CaseClosed => "case_closed",
+        /// An agency destroyed the personal data it held for the case (its per-case key).
+        CaseErased => "case_erased",
+        /// A recipient of an erasure notice confirms it erased its copy.
+        ErasureAcknowledged => "erasure_acknowledged",
         // Referral: a service request, custody unchanged.
         /// One agency asks another for a service for the person.
         ReferralRequested => "referral_requested",
@@ -119,6 +123,8 @@ impl EventKind {
             | WithdrawalAcknowledged
             | RefusalRecorded
             | CaseClosed
+            | CaseErased
+            | ErasureAcknowledged
             | ReferralRequested
             | ReferralReceived
             | ReferralAccepted

@@ -172,6 +172,12 @@ pub struct JournalConfig {
 pub struct KeysConfig {
     /// The agency's Ed25519 signing key file. Required; must exist.
     pub signing_key_file: PathBuf,
+    /// The agency's X25519 encryption key file (`waymark keys`): opens the
+    /// personal data other agencies seal to it. Optional; without it the
+    /// agency can send but not receive personal data (events carrying some
+    /// are quarantined with reason `sealed_data`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// Log line format.

@@ -114,6 +114,7 @@ pub(super) const KEYS: &[Key] = &[
         int::<{ MIB }, { 1 << 40 }>,
     ),
     key("keys.signing_key_file", Str, Required, existing_file),
+    key("keys.encryption_key_file", Str, Defaulted, existing_file),
     key("telemetry.log_format", Str, Defaulted, log_format),
     key("telemetry.log_filter", Str, Defaulted, log_filter),
     key("telemetry.otlp_endpoint", Str, Defaulted, otlp_endpoint),
@@ -185,6 +186,7 @@ pub(super) fn defaults_only() -> NodeConfig {
         },
         keys: KeysConfig {
             signing_key_file: PathBuf::new(),
+            encryption_key_file: None,
         },
         telemetry: TelemetryConfig {
             log_format: LogFormat::Text,

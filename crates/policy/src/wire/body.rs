@@ -90,6 +90,31 @@ pub(super) fn decode(c: &mut Check, b: &B, cx: Ctx<'_>) -> Option<Decoded> {
             let _ = withdrawal?;
             Body::WithdrawalAcknowledged { consent: consent? }
         }
+        B::CaseErased(m) => {
+            let at = At("case_erased");
+            let on_notice = c.enumerated(&at.f("ground"), m.ground, vocab::erasure_ground);
+            let requested_by = match &m.requested_by {
+                None => None,
+                Some(r) => Some(c.event_ref(&at.f("requested_by"), Some(r))?),
+            };
+            let on_notice = on_notice?;
+            if on_notice != requested_by.is_some() {
+                c.fail(
+                    at.f("requested_by"),
+                    "set exactly when ground is ERASURE_GROUND_NOTICE: the other agency's \
+                     CaseErased this erasure acted on",
+                );
+                return None;
+            }
+            Body::CaseErased { requested_by }
+        }
+        B::ErasureAcknowledged(m) => {
+            let at = At("erasure_acknowledged");
+            let erasure = c.event_ref(&at.f("erasure"), m.erasure.as_ref());
+            let attestation = c.event_ref(&at.f("attestation"), m.attestation.as_ref());
+            let _ = attestation?;
+            Body::ErasureAcknowledged { erasure: erasure? }
+        }
         B::RefusalRecorded(m) => {
             let at = At("refusal_recorded");
             let of = c.enumerated(&at.f("scope"), m.scope, vocab::refused);

@@ -168,6 +168,8 @@ pub(super) fn decode(c: &mut Check, b: &B) -> Option<Body> {
         | B::WithdrawalAcknowledged(_)
         | B::RefusalRecorded(_)
         | B::CaseClosed(_)
+        | B::CaseErased(_)
+        | B::ErasureAcknowledged(_)
         | B::ReferralRequested(_)
         | B::ReferralReceived(_)
         | B::ReferralAccepted(_)

@@ -67,6 +67,7 @@ proto_enums!(
     ContactMode,
     RiskLevel,
     ReintegrationMeasure,
+    ErasureGround,
 );
 
 /// Decodes `v`, treating 0 (`UNSPECIFIED`) as not set.
@@ -375,4 +376,17 @@ pub(crate) fn return_safe(r: pb::RiskLevel) -> Option<bool> {
 /// [`decode`] has already rejected `UNSPECIFIED` and unknown numbers.
 pub(crate) fn set<E: ProtoEnum>(_: E) -> Option<()> {
     Some(())
+}
+
+/// An erasure ground; `None` for `UNSPECIFIED`. Whether it was requested
+/// here or by another agency's notice (`NOTICE`).
+pub(crate) fn erasure_ground(g: pb::ErasureGround) -> Option<bool> {
+    match g {
+        pb::ErasureGround::Unspecified => None,
+        pb::ErasureGround::Notice => Some(true),
+        pb::ErasureGround::PersonRequest
+        | pb::ErasureGround::ConsentWithdrawn
+        | pb::ErasureGround::NoLongerNecessary
+        | pb::ErasureGround::Order => Some(false),
+    }
 }
