@@ -139,7 +139,13 @@ impl CaseKeys {
         f.write_all(&[0u8; 32]).map_err(err("overwriting"))?;
         f.sync_all().map_err(err("syncing"))?;
         drop(f);
-        std::fs::remove_file(&path).map_err(err("removing"))?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            // A concurrent destruction (the erasure request and the
+            // follower re-applying it) got there first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(err("removing")(source)),
+        }
         sync_dir(&self.dir).map_err(err("syncing the directory of"))?;
         Ok(true)
     }

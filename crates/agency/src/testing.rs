@@ -45,6 +45,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 use waymark_bus::Directory;
+use waymark_crypto::seal::{EncryptionKey, RecipientKey};
 use waymark_crypto::{AgencyKey, TrustedKey, proto_from_timestamp};
 use waymark_node::{NodeConfig, RunningNode, Services, Shutdown};
 use waymark_policy::RuleSets;
@@ -287,6 +288,16 @@ impl std::fmt::Debug for Federation {
     }
 }
 
+/// The manifest entry of an encryption key valid from the epoch.
+pub fn recipient(k: &EncryptionKey) -> RecipientKey {
+    RecipientKey {
+        public: k.public_key(),
+        id: k.key_id().to_owned(),
+        valid_from: Timestamp::from_millis(0),
+        valid_until: None,
+    }
+}
+
 fn trusted(k: &AgencyKey) -> TrustedKey {
     TrustedKey {
         key: k.public_key(),
@@ -311,16 +322,20 @@ impl Federation {
             .iter()
             .map(|m| AgencyId::new(m.id).unwrap_or_else(|e| panic!("agency id {}: {e}", m.id)))
             .collect();
+        let sealing: Vec<EncryptionKey> =
+            members.iter().map(|_| EncryptionKey::generate()).collect();
         let mut dir = Directory::new();
-        for ((m, id), k) in members.iter().zip(&ids).zip(&keys) {
+        for (((m, id), k), e) in members.iter().zip(&ids).zip(&keys).zip(&sealing) {
             dir.insert(id.clone(), m.kind, [trusted(k)]);
+            dir.insert_encryption_keys(id, [recipient(e)]);
         }
         let dir = Arc::new(dir);
         let rules = Arc::new(RuleSets::builtin());
         let mut agencies = Vec::with_capacity(members.len());
-        for ((m, id), k) in members.iter().zip(ids).zip(keys) {
+        for (((m, id), k), e) in members.iter().zip(ids).zip(keys).zip(sealing) {
             let tmp = TestDir::new(m.id).unwrap_or_else(|e| panic!("temp dir: {e}"));
             let mut s = AgencySettings::new(id.clone(), m.kind, tmp.path().join("journal"));
+            s.encryption_key = Some(e);
             s.bus.receipt_timeout = Duration::from_secs(3);
             s.bus.backoff = (Duration::from_millis(20), Duration::from_millis(500));
             s.bus.ack_wait = Duration::from_secs(5);

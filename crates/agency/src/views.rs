@@ -123,6 +123,17 @@ pub(crate) fn summary(e: &pb::Event) -> String {
             .map(|v| format!("service {}", token(v.as_str_name(), "SERVICE_TYPE_"))),
         Some(B::ConsentWithdrawn(w)) => Some(format!("consent {}", w.consent_id)),
         Some(B::WithdrawalAcknowledged(w)) => Some(format!("consent {}", w.consent_id)),
+        Some(B::CaseErased(x)) => Some(match &x.requested_by {
+            Some(r) => format!("on notice {}", r.event_id),
+            None => pb::ErasureGround::try_from(x.ground).map_or_else(
+                |_| "ground unknown".to_owned(),
+                |g| format!("ground {}", token(g.as_str_name(), "ERASURE_GROUND_")),
+            ),
+        }),
+        Some(B::ErasureAcknowledged(a)) => a
+            .erasure
+            .as_ref()
+            .map(|r| format!("erasure {}", r.event_id)),
         Some(B::HandoverOffered(h)) => h
             .expires_at
             .map(|t| format!("expires {}", waymark_crypto::timestamp_from_proto(&t))),

@@ -97,7 +97,9 @@ async fn handover_withdrawal_idempotency_and_journal() {
     );
 
     let consent_id = consent_at_shelter(&f, &case).await;
-    // Personal data for another agency is refused until sealing exists.
+    // Personal data for another agency must declare its categories in
+    // shares (so that the basis is checked against them); the full sealing
+    // path is in tests/erasure.rs.
     let mut with_personal = to_shelter(by_consent(&consent_id), pb::Purpose::Accommodation);
     with_personal.personal = Some(pb::PersonalData {
         full_name: "X".into(),
@@ -115,11 +117,8 @@ async fn handover_withdrawal_idempotency_and_journal() {
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::FailedPrecondition);
-    assert_eq!(
-        e.get_details_error_info().unwrap().reason,
-        "sealing.unavailable"
-    );
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("IDENTITY"), "{}", e.message());
 
     let mut inbox = f
         .shelter

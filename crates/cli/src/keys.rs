@@ -1,5 +1,6 @@
-//! `waymark keys`: agency signing keys, the broker's per-agency nkey users,
-//! and certificates for gRPC mutual TLS.
+//! `waymark keys`: agency signing and encryption keys, the signed federation
+//! manifest, the broker's per-agency nkey users, and certificates for gRPC
+//! mutual TLS.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use waymark_crypto::AgencyKey;
+use waymark_crypto::manifest::{self, Manifest};
+use waymark_crypto::seal::EncryptionKey;
 use waymark_federation::natsauth::{self, SeedFiles};
 use waymark_federation::tls;
 use waymark_types::AgencyId;
@@ -22,10 +25,36 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Print the key id and public key of a key file.
+    /// Generate a new X25519 encryption key (personal data is sealed to it)
+    /// into a new file (mode 0600, never overwritten); print its key id and
+    /// public key, to list in the manifest.
+    Encryption {
+        /// Where to write the secret key file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the key id and public key of a signing or encryption key file.
     Show {
         /// The secret key file.
         file: PathBuf,
+    },
+    /// Write a federation manifest listing the given members, signed by the
+    /// federation authority's key (`federation.toml` and `.sig` beside it).
+    /// Agencies hand in public keys only.
+    Manifest {
+        /// The federation authority's signing key file.
+        #[arg(long)]
+        authority: PathBuf,
+        /// The federation's name.
+        #[arg(long, default_value = "waymark")]
+        federation: String,
+        /// A member: `ID,KIND,COUNTRY,SIGNING_PUBLIC_HEX[,ENCRYPTION_PUBLIC_HEX]`
+        /// (kinds: police, shelter, ngo, labour, return_desk). Repeat per member.
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+        /// The manifest file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// NATS users for a federation: one nkey seed per agency plus one for
     /// the stream provisioner in SEEDS (mode 0600, reused when present), and
@@ -108,10 +137,67 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             key.save(&path)?;
             writeln!(out, "{}", key.key_id())?;
         }
-        KeysCommand::Show { file } => {
-            let key = AgencyKey::load(&file)?;
+        KeysCommand::Encryption { out: path } => {
+            let key = EncryptionKey::generate();
+            key.save(&path)?;
             writeln!(out, "key-id: {}", key.key_id())?;
-            writeln!(out, "public: {}", hex::encode(key.public_key().as_bytes()))?;
+            writeln!(out, "public: {}", hex::encode(key.public_key()))?;
+        }
+        KeysCommand::Show { file } => {
+            if let Ok(key) = EncryptionKey::load(&file) {
+                writeln!(out, "key-id: {}", key.key_id())?;
+                writeln!(out, "public: {}", hex::encode(key.public_key()))?;
+            } else {
+                let key = AgencyKey::load(&file)?;
+                writeln!(out, "key-id: {}", key.key_id())?;
+                writeln!(out, "public: {}", hex::encode(key.public_key().as_bytes()))?;
+            }
+        }
+        KeysCommand::Manifest {
+            authority,
+            federation,
+            members,
+            out: path,
+        } => {
+            let authority = AgencyKey::load(&authority)?;
+            let mut m = Manifest::new(&federation);
+            let now = waymark_types::Timestamp::now();
+            for spec in &members {
+                let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
+                let (id, kind, country, signing, encryption) = match parts.as_slice() {
+                    [i, k, c, s] => (*i, *k, *c, *s, None),
+                    [i, k, c, s, e] => (*i, *k, *c, *s, Some(*e)),
+                    _ => anyhow::bail!(
+                        "--member {spec:?}: expected ID,KIND,COUNTRY,SIGNING_PUBLIC_HEX[,ENCRYPTION_PUBLIC_HEX]"
+                    ),
+                };
+                let id = AgencyId::new(id).with_context(|| format!("--member {spec:?}: id"))?;
+                let kind: waymark_types::AgencyKind = kind
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--member {spec:?}: kind: {e}"))?;
+                let signing = manifest::decode_key(signing)
+                    .map_err(|e| anyhow::anyhow!("--member {spec:?}: signing key: {e}"))?;
+                m.add(id.clone(), kind, country, &signing, now);
+                if let Some(e) = encryption {
+                    let mut raw = [0u8; 32];
+                    hex::decode_to_slice(e, &mut raw).map_err(|_| {
+                        anyhow::anyhow!("--member {spec:?}: encryption key: not 64 hex digits")
+                    })?;
+                    m.add_encryption_key(&id, &raw, now);
+                }
+            }
+            // Check before signing: the same checks every node makes.
+            let text = m.to_toml();
+            let parsed: Manifest = toml::from_str(&text).context("re-reading the manifest")?;
+            parsed.check(&path)?;
+            m.write_signed(&path, &authority)?;
+            writeln!(
+                out,
+                "{} ({} members), signed by {}",
+                path.display(),
+                members.len(),
+                authority.key_id()
+            )?;
         }
         KeysCommand::Nats {
             mut agencies,

@@ -280,6 +280,7 @@ impl Federation {
         c.grpc.listen = addr;
         c.nats.urls = vec![self.nats_url.clone()];
         c.nats.nkey_seed_file = Some(self.layout.nats_seed(m.id));
+        c.keys.encryption_key_file = Some(self.layout.encryption_key(m.id));
         if let Some(t) = tls {
             c.grpc.tls_cert_file = Some(t.server_cert.clone());
             c.grpc.tls_key_file = Some(t.server_key.clone());

@@ -5,6 +5,7 @@
 //!   federation/authority.key        federation authority signing key (0600)
 //!   federation/federation.toml(.sig) the signed manifest
 //!   agencies/<id>/signing.key       each agency's signing key (0600)
+//!   agencies/<id>/encryption.key    its X25519 key for personal data sealed to it (0600)
 //!   agencies/<id>/nats.nk           its NATS user nkey seed (0600)
 //!   agencies/<id>/node.toml         its node configuration (rewritten each start)
 //!   agencies/<id>/journal/          its journal and agency store
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use waymark_crypto::AgencyKey;
 use waymark_crypto::manifest::{Manifest, load_verified};
+use waymark_crypto::seal::EncryptionKey;
 use waymark_types::{AgencyId, AgencyKind, Timestamp};
 
 /// One agency of the sample federation.
@@ -113,6 +115,11 @@ impl Layout {
         self.agency(id).join("signing.key")
     }
 
+    /// An agency's X25519 encryption key.
+    pub fn encryption_key(&self, id: &str) -> PathBuf {
+        self.agency(id).join("encryption.key")
+    }
+
     /// An agency's node configuration.
     pub fn node_config(&self, id: &str) -> PathBuf {
         self.agency(id).join("node.toml")
@@ -192,38 +199,55 @@ impl Layout {
         }
         let authority = load_or_generate(&self.authority_key())?;
         let mut keys = Vec::new();
+        let mut sealing = Vec::new();
         for m in members {
             std::fs::create_dir_all(self.agency(m.id))?;
             keys.push(load_or_generate(&self.signing_key(m.id))?);
+            sealing.push(load_or_generate_encryption(&self.encryption_key(m.id))?);
         }
         let path = self.manifest();
         if path.exists() {
             let v = load_verified(&path, &authority.public_key())
                 .with_context(|| format!("{} holds another federation", self.root.display()))?;
-            for (m, k) in members.iter().zip(&keys) {
-                let listed = v.members.iter().any(|x| {
+            let mut manifest = v.manifest.clone();
+            let mut reissue = false;
+            for ((m, k), e) in members.iter().zip(&keys).zip(&sealing) {
+                let member = v.members.iter().find(|x| {
                     x.id.as_str() == m.id && x.keys.iter().any(|t| t.key == k.public_key())
                 });
-                if !listed {
+                let Some(member) = member else {
                     bail!(
                         "{} does not list {} with its key; remove {} to start a new federation",
                         path.display(),
                         m.id,
                         self.root.display()
                     );
+                };
+                // A federation made before agencies had encryption keys:
+                // the local authority lists them and signs again.
+                if !member
+                    .encryption_keys
+                    .iter()
+                    .any(|x| x.public == e.public_key())
+                {
+                    let from = Timestamp::now().plus_days(-1);
+                    manifest.add_encryption_key(&member.id, &e.public_key(), from);
+                    reissue = true;
                 }
+            }
+            if reissue {
+                manifest.issued_at = waymark_crypto::manifest::datetime(Timestamp::now());
+                manifest
+                    .write_signed(&path, &authority)
+                    .context("re-signing the federation manifest")?;
             }
         } else {
             let mut manifest = Manifest::new("waymark-local");
             let from = Timestamp::now().plus_days(-1);
-            for (m, k) in members.iter().zip(&keys) {
-                manifest.add(
-                    AgencyId::new(m.id)?,
-                    m.kind,
-                    m.country,
-                    &k.public_key(),
-                    from,
-                );
+            for ((m, k), e) in members.iter().zip(&keys).zip(&sealing) {
+                let id = AgencyId::new(m.id)?;
+                manifest.add(id.clone(), m.kind, m.country, &k.public_key(), from);
+                manifest.add_encryption_key(&id, &e.public_key(), from);
             }
             manifest
                 .write_signed(&path, &authority)
@@ -238,6 +262,16 @@ fn load_or_generate(path: &Path) -> anyhow::Result<AgencyKey> {
         Ok(AgencyKey::load(path)?)
     } else {
         let k = AgencyKey::generate();
+        k.save(path)?;
+        Ok(k)
+    }
+}
+
+fn load_or_generate_encryption(path: &Path) -> anyhow::Result<EncryptionKey> {
+    if path.exists() {
+        Ok(EncryptionKey::load(path)?)
+    } else {
+        let k = EncryptionKey::generate();
         k.save(path)?;
         Ok(k)
     }

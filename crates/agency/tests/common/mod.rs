@@ -9,6 +9,7 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use waymark_agency::{Agency, AgencySettings};
 use waymark_bus::Directory;
+use waymark_crypto::seal::{EncryptionKey, RecipientKey};
 use waymark_crypto::{AgencyKey, TrustedKey, proto_from_timestamp};
 use waymark_node::{NodeConfig, RunningNode, Shutdown};
 use waymark_policy::{RuleSet, RuleSetRef, RuleSets};
@@ -36,7 +37,7 @@ pub struct Node {
     pub agency: Agency,
     pub node: RunningNode,
     pub channel: Channel,
-    _dir: TestDir,
+    pub dir: TestDir,
 }
 
 impl Node {
@@ -68,7 +69,7 @@ pub struct Federation {
     pub shelter: Node,
     pub ngo: Node,
     pub keys: Vec<(String, AgencyKey)>,
-    _server: NatsServer,
+    pub server: NatsServer,
 }
 
 impl Federation {
@@ -117,16 +118,34 @@ pub async fn federation() -> Federation {
         .iter()
         .map(|(n, _)| (n.to_string(), AgencyKey::generate()))
         .collect();
+    // Police and shelter can be sent personal data; the NGO has no
+    // encryption key in the directory (it cannot).
+    let sealing: Vec<Option<EncryptionKey>> = members
+        .iter()
+        .map(|(_, kind)| (*kind != AgencyKind::Ngo).then(EncryptionKey::generate))
+        .collect();
     let mut dir = Directory::new();
-    for ((n, kind), (_, k)) in members.iter().zip(&keys) {
+    for (((n, kind), (_, k)), e) in members.iter().zip(&keys).zip(&sealing) {
         dir.insert(id(n), *kind, [trusted(k)]);
+        if let Some(e) = e {
+            dir.insert_encryption_keys(
+                &id(n),
+                [RecipientKey {
+                    public: e.public_key(),
+                    id: e.key_id().to_owned(),
+                    valid_from: Timestamp::from_millis(0),
+                    valid_until: None,
+                }],
+            );
+        }
     }
     let dir = Arc::new(dir);
     let rules = rules();
     let mut nodes = Vec::new();
-    for ((n, kind), (_, k)) in members.iter().zip(&keys) {
+    for (((n, kind), (_, k)), e) in members.iter().zip(&keys).zip(sealing) {
         let tmp = TestDir::new(n).unwrap();
         let mut s = AgencySettings::new(id(n), *kind, tmp.path().join("journal"));
+        s.encryption_key = e;
         s.bus.receipt_timeout = Duration::from_secs(3);
         s.bus.backoff = (Duration::from_millis(20), Duration::from_millis(500));
         s.bus.ack_wait = Duration::from_secs(5);
@@ -160,7 +179,7 @@ pub async fn federation() -> Federation {
             agency,
             node,
             channel,
-            _dir: tmp,
+            dir: tmp,
         });
     }
     let ngo = nodes.pop().unwrap();
@@ -171,7 +190,7 @@ pub async fn federation() -> Federation {
         shelter,
         ngo,
         keys,
-        _server: server,
+        server,
     }
 }
 
