@@ -35,6 +35,7 @@ idempotent!(
     pb::RecordRefusalRequest,
     pb::ForwardEventRequest,
     pb::CloseCaseRequest,
+    pb::EraseCaseRequest,
     pb::GrantConsentRequest,
     pb::WithdrawConsentRequest,
     pb::RequestReferralRequest,
@@ -138,6 +139,12 @@ service! {
     write forward_event = forward_event(pb::ForwardEventRequest) -> pb::ForwardEventResponse;
     /// Closes a case with an outcome (custodian only).
     write close = close_case(pb::CloseCaseRequest) -> pb::CloseCaseResponse;
+    /// Erases the personal data this agency holds for a case (its per-case
+    /// key is destroyed), attests it and tells every agency it sent the data
+    /// to, which erase theirs and acknowledge.
+    write erase = erase_case(pb::EraseCaseRequest) -> pb::EraseCaseResponse;
+    /// Who was told of this agency's erasure of a case, and who acknowledged.
+    read erasure_status = get_erasure_status(pb::GetErasureStatusRequest) -> pb::GetErasureStatusResponse;
 }
 
 service! {

@@ -474,6 +474,7 @@ mod tests {
         full.telemetry.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 9)));
         full.federation.manifest_file = Some("c".into());
         full.federation.authority_key = Some("c".into());
+        full.keys.encryption_key_file = Some("c".into());
         let table = toml::Table::try_from(full).unwrap();
         let mut serde_keys: Vec<String> = table
             .iter()
