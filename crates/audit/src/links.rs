@@ -337,6 +337,8 @@ fn references(ev: &pb::Event) -> Vec<(String, Vec<u8>, Option<u64>)> {
         Some(Body::ReferralFailed(b)) => r(&b.request),
         Some(Body::ReferralCancelled(b)) => r(&b.request),
         Some(Body::WithdrawalAcknowledged(b)) => r(&b.withdrawal),
+        Some(Body::ErasureAcknowledged(b)) => r(&b.erasure),
+        Some(Body::CaseErased(b)) => r(&b.requested_by),
         Some(Body::Receipt(b)) => b.event.clone().map(|x| {
             let journaled = b.status == pb::ReceiptStatus::Journaled as i32;
             (

@@ -157,8 +157,14 @@ impl std::fmt::Debug for Federation {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+/// `n` distinct free loopback ports. Every listener is held until all are
+/// chosen: releasing each at once let the kernel hand the same port to two
+/// agencies (one then failed to bind, seen in CI).
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<Result<Vec<_>, _>>()?;
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 impl Federation {
@@ -213,9 +219,15 @@ impl Federation {
         } else {
             None
         };
+        let mut ports = free_ports(opts.members.len() * 2)?.into_iter();
         for m in &opts.members {
-            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-            let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let mut port = || {
+                ports
+                    .next()
+                    .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+                    .context("ran out of chosen ports")
+            };
+            let (addr, metrics) = (port()?, port()?);
             let config =
                 fed.write_config(m, (addr, metrics), &opts, &authority_hex, tls.as_ref())?;
             let pid = Arc::new(Mutex::new(None));
