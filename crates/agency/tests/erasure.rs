@@ -368,3 +368,102 @@ async fn sealed_to_the_recipient_and_erased_everywhere() {
     }
     f.stop().await;
 }
+
+/// The usual moment for erasure is after closure (the retention period
+/// ended): the attestation and its notice are still recorded and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_after_closure_reaches_the_recipient() {
+    let f = federation().await;
+    let canary = format!("Canary-{}", EventId::new());
+    let case = open_case(&f.police).await;
+    let consent = f
+        .police
+        .consent()
+        .grant_consent(pb::GrantConsentRequest {
+            idempotency_key: key(),
+            case_id: case.clone(),
+            consent: Some(identity_consent()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .consent_id;
+    f.police
+        .case()
+        .forward_event(pb::ForwardEventRequest {
+            idempotency_key: key(),
+            case_id: case.clone(),
+            event_id: consent.clone(),
+            send_to: Some(to_shelter(None, pb::Purpose::Unspecified)),
+        })
+        .await
+        .unwrap();
+    f.police
+        .referral()
+        .request_referral(pb::RequestReferralRequest {
+            idempotency_key: key(),
+            case_id: case.clone(),
+            service: pb::ServiceType::Accommodation as i32,
+            send_to: Some(pb::SendTo {
+                shares: vec![pb::DataCategory::Identity as i32],
+                personal: Some(pb::PersonalData {
+                    full_name: canary.clone(),
+                    ..Default::default()
+                }),
+                ..to_shelter(by_consent(&consent), pb::Purpose::Accommodation)
+            }),
+            respond_by: None,
+            urgent: false,
+        })
+        .await
+        .unwrap();
+    wait_for(T, "the shelter holds the sealed name", || async {
+        personal(&f.shelter, &case)
+            .await
+            .is_ok_and(|p| p.full_name == canary)
+    })
+    .await
+    .unwrap();
+    f.police
+        .case()
+        .close_case(pb::CloseCaseRequest {
+            idempotency_key: key(),
+            case_id: case.clone(),
+            outcome: pb::CaseOutcome::Declined as i32,
+        })
+        .await
+        .unwrap();
+    let done = f
+        .police
+        .case()
+        .erase_case(pb::EraseCaseRequest {
+            idempotency_key: key(),
+            case_id: case.clone(),
+            ground: pb::ErasureGround::NoLongerNecessary as i32,
+            detail: "retention period ended".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.notified_agency_ids, vec![SHELTER.to_owned()]);
+    wait_for(T, "the shelter acknowledges the erasure", || async {
+        f.police
+            .case()
+            .get_erasure_status(pb::GetErasureStatusRequest {
+                case_id: case.clone(),
+            })
+            .await
+            .is_ok_and(|s| s.into_inner().outstanding_agency_ids.is_empty())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        personal(&f.shelter, &case).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    // Nothing was quarantined on the way.
+    for n in [&f.police, &f.shelter] {
+        assert_eq!(n.agency.bus().counters().quarantined_total(), 0);
+    }
+    f.stop().await;
+}

@@ -3,8 +3,9 @@
 //! Every event sent to another agency should appear three more times: as
 //! RECEIVED in the recipient's journal, and as the recipient's signed
 //! receipt (ORIGINATED at the recipient, RECEIVED back at the sender). Every
-//! answer (handover and referral answers, withdrawal acknowledgements,
-//! receipts) names the event it answers by id AND envelope hash.
+//! answer (handover and referral answers, withdrawal and erasure
+//! acknowledgements, erasures on notice, receipts) names the event it
+//! answers by id AND envelope hash.
 //!
 //! Memory: an *open* record (~200 B) per sent event until all its sightings
 //! have been seen (with journals merged by time that is moments later), then
@@ -90,6 +91,17 @@ impl Links {
         };
         if !ev.recipient_id.is_empty() {
             self.sighting(id, originated, ev, hash, loc);
+        } else if originated && matches!(ev.body, Some(Body::CaseErased(_))) {
+            // An erasure attestation is journaled without a recipient and
+            // travels inside forwards; acknowledgements and the recipients'
+            // own attestations name it, so it is an answerable event.
+            match self.closed.get(&id) {
+                Some(h) if *h != hash => self.mismatch(loc),
+                Some(_) => {}
+                None => {
+                    self.closed.insert(id, hash);
+                }
+            }
         }
         let answerer = originated || !self.present.contains(&ev.sender_id);
         let back_at_sender = !originated && journal == ev.recipient_id;

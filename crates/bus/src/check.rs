@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use waymark_crypto::timestamp_from_proto;
 use waymark_journal::JournalError;
 use waymark_policy::{
-    Decision, DisclosureQuery, Violation, WireEvent, decide_disclosure, event_from_proto,
+    Decision, DisclosureQuery, Sending, Violation, WireEvent, decide_disclosure, event_from_proto,
 };
 use waymark_proto::PAYLOAD_TYPE_EVENT;
 use waymark_proto::v1::event::Body as B;
@@ -290,11 +290,17 @@ pub(crate) fn policy(ctx: &Ctx, wire: &WireEvent) -> Result<Result<(), String>, 
             };
             ctx.cache.with_case(&ctx.journal, &ctx.rules, *case, |st| {
                 let consent_forward = inner.body.kind() == EventKind::ConsentGranted;
-                match (&header.disclosure, consent_forward) {
+                // A forwarded withdrawal, refusal or erasure is a notice:
+                // rights must reach every agency holding the data, so it is
+                // never blocked (not by closure, not by a refusal), like the
+                // notice itself (`Sending::Notice`).
+                let notice = waymark_policy::sending(inner.body.kind()) == Sending::Notice;
+                match (&header.disclosure, consent_forward || notice) {
                     (None, true) => {}
                     (None, false) => {
                         return Err("a forward discloses the inner event and needs a basis".into());
                     }
+                    (Some(_), _) if notice => {}
                     (Some(d), _) => {
                         let q = DisclosureQuery {
                             from: header.sender.id.clone(),
