@@ -20,7 +20,7 @@ secs="${1:-600}"
 shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-    targets=(envelope_decode event_fields journal_import proof_verify)
+    targets=(envelope_decode event_fields journal_import proof_verify sealed_open)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --version 0.13.2 --locked

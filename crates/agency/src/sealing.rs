@@ -157,31 +157,12 @@ impl waymark_bus::Sealing for AgencySealing {
 
     fn open(&self, event: &pb::Event, index: usize, ciphertext: &[u8]) -> Result<Vec<u8>, String> {
         let core = self.core()?;
-        let s = event
-            .sealed
-            .get(index)
-            .ok_or_else(|| "no such section".to_owned())?;
         let Some(key) = &core.settings.encryption_key else {
             return Err(
                 "this agency has no encryption key (keys.encryption_key_file is unset)".to_owned(),
             );
         };
-        if s.recipient_key_id != key.key_id() {
-            return Err(format!(
-                "sealed to key {:.80}, not to this agency's key {}",
-                s.recipient_key_id,
-                key.key_id()
-            ));
-        }
-        if s.suite != SUITE {
-            return Err(format!("suite {:.120} is not {SUITE}", s.suite));
-        }
-        let plain = key
-            .open(&s.encapsulated_key, ciphertext, event.event_id.as_bytes())
-            .map_err(|e| e.to_string())?;
-        pb::PersonalData::decode(plain.as_slice())
-            .map_err(|_| "the opened data is not a PersonalData encoding".to_owned())?;
-        Ok(plain)
+        waymark_bus::sealing::open_section(key, event, index, ciphertext)
     }
 
     fn keep(&self, event: &pb::Event, opened: &waymark_bus::Opened) -> Result<(), String> {

@@ -35,8 +35,10 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use prost::Message as _;
 use sha2::{Digest, Sha256};
-use waymark_proto::v1::Event;
+use waymark_crypto::seal::{EncryptionKey, SUITE};
+use waymark_proto::v1::{Event, PersonalData};
 
 /// The header carrying the detached ciphertext of section `i`.
 pub fn header_name(i: usize) -> String {
@@ -84,19 +86,56 @@ impl fmt::Debug for Opened {
     }
 }
 
-/// Adds the detached ciphertexts as headers.
-pub(crate) fn attach(headers: &mut async_nats::HeaderMap, ciphertexts: &[Vec<u8>]) {
+/// Adds the detached ciphertexts as headers (the relay's step; public for
+/// tests and the fuzz seeds).
+pub fn attach(headers: &mut async_nats::HeaderMap, ciphertexts: &[Vec<u8>]) {
     for (i, c) in ciphertexts.iter().enumerate() {
         headers.insert(header_name(i).as_str(), STANDARD.encode(c).as_str());
     }
 }
 
+/// Opens section `index` of `event` with the recipient's `key`: the section
+/// must name that key and the Waymark suite, the HPKE associated data is the
+/// event id, and the plaintext must be a `PersonalData` encoding. What an
+/// agency's [`Sealing::open`] does with its own key.
+///
+/// # Errors
+/// Why it does not open (no personal data in the message).
+pub fn open_section(
+    key: &EncryptionKey,
+    event: &Event,
+    index: usize,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, String> {
+    let s = event
+        .sealed
+        .get(index)
+        .ok_or_else(|| format!("no sealed section {index}"))?;
+    if s.recipient_key_id != key.key_id() {
+        return Err(format!(
+            "sealed to key {:.80}, not to this agency's key {}",
+            s.recipient_key_id,
+            key.key_id()
+        ));
+    }
+    if s.suite != SUITE {
+        return Err(format!("suite {:.120} is not {SUITE}", s.suite));
+    }
+    let plain = key
+        .open(&s.encapsulated_key, ciphertext, event.event_id.as_bytes())
+        .map_err(|e| e.to_string())?;
+    PersonalData::decode(plain.as_slice())
+        .map_err(|_| "the opened data is not a PersonalData encoding".to_owned())?;
+    Ok(plain)
+}
+
 /// Takes the detached ciphertexts of `event` from `headers`, checks them
-/// against the signed digests and opens them with `sealing`.
+/// against the signed digests and opens them with `sealing` (the inbox's
+/// step; public for the fuzz target).
 ///
 /// # Errors
 /// The detail of a `sealed_data` quarantine.
-pub(crate) fn open_all(
+pub fn open_all(
     sealing: Option<&dyn Sealing>,
     event: &Event,
     headers: Option<&async_nats::HeaderMap>,

@@ -125,3 +125,42 @@ pub fn split_subject(data: &[u8]) -> Option<(&str, &[u8])> {
     let (s, body) = rest.split_at(n);
     Some((std::str::from_utf8(s).ok()?, body))
 }
+
+/// The X25519 key of [`ME`], fixed (test material): the `sealed_open`
+/// seeds are sealed to it.
+pub fn my_encryption_key() -> waymark_crypto::seal::EncryptionKey {
+    waymark_crypto::seal::EncryptionKey::from_bytes(&[7; 32]).expect("an X25519 secret")
+}
+
+/// [`ME`]'s handling of sealed data for the fuzz target: opens with
+/// [`my_encryption_key`] exactly as an agency does, keeps nothing.
+pub struct FuzzSealing(pub waymark_crypto::seal::EncryptionKey);
+
+impl waymark_bus::Sealing for FuzzSealing {
+    fn ciphertexts(&self, _: &Event) -> Result<Vec<Vec<u8>>, String> {
+        Ok(Vec::new())
+    }
+    fn open(&self, event: &Event, index: usize, ciphertext: &[u8]) -> Result<Vec<u8>, String> {
+        waymark_bus::sealing::open_section(&self.0, event, index, ciphertext)
+    }
+    fn keep(&self, _: &Event, _: &waymark_bus::Opened) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Splits a `sealed_open` input: a 2-byte big-endian length, that many
+/// bytes of `Event` encoding, then header values separated by `0x00`.
+pub fn split_sealed(data: &[u8]) -> Option<(&[u8], Vec<&[u8]>)> {
+    let (len, rest) = data.split_first_chunk::<2>()?;
+    let n = usize::from(u16::from_be_bytes(*len));
+    if rest.len() < n {
+        return None;
+    }
+    let (event, values) = rest.split_at(n);
+    let values = if values.is_empty() {
+        Vec::new()
+    } else {
+        values.split(|b| *b == 0).collect()
+    };
+    Some((event, values))
+}
