@@ -198,3 +198,64 @@ pub(super) async fn wait_acknowledged(
     )
     .await
 }
+
+/// `at` erases the personal data of `case`; waits until `recipient` (which
+/// holds a sealed copy) has erased its own and acknowledged, and checks that
+/// neither returns the data any more.
+pub(super) async fn erase(at: &Agency, case: &str, recipient: &Agency) -> anyhow::Result<()> {
+    let personal = |a: &Agency| {
+        let mut client = a.case();
+        let case = case.to_owned();
+        async move {
+            client
+                .get_personal_data(pb::GetPersonalDataRequest { case_id: case })
+                .await
+        }
+    };
+    personal(recipient)
+        .await
+        .with_context(|| format!("GetPersonalData at {} before erasure", recipient.id))?;
+    let r = at
+        .case()
+        .erase_case(pb::EraseCaseRequest {
+            idempotency_key: key(),
+            case_id: case.into(),
+            ground: pb::ErasureGround::PersonRequest as i32,
+            detail: "demo: the person asked for erasure".into(),
+        })
+        .await
+        .context("EraseCase")?
+        .into_inner();
+    anyhow::ensure!(
+        r.notified_agency_ids == [recipient.id.clone()],
+        "EraseCase notified {:?}, expected {}",
+        r.notified_agency_ids,
+        recipient.id
+    );
+    eventually(
+        DELIVERY,
+        "the recipient acknowledges the erasure",
+        || async {
+            let s = at
+                .case()
+                .get_erasure_status(pb::GetErasureStatusRequest {
+                    case_id: case.into(),
+                })
+                .await
+                .with_context(|| format!("GetErasureStatus at {}", at.id))?
+                .into_inner();
+            Ok(s.outstanding_agency_ids.is_empty() && !s.acknowledged_agency_ids.is_empty())
+        },
+    )
+    .await?;
+    for a in [at, recipient] {
+        match personal(a).await {
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            other => anyhow::bail!(
+                "{} still answers GetPersonalData after erasure: {other:?}",
+                a.id
+            ),
+        }
+    }
+    Ok(())
+}

@@ -9,7 +9,7 @@ use waymark_types::AgencyKind;
 
 use super::api::{Agency, consent, in_days, in_millis, key, now, refusal_code};
 use super::steps::{
-    accept, forward, grant, identify, offer, open, wait_acknowledged, wait_custodian,
+    accept, erase, forward, grant, identify, offer, open, wait_acknowledged, wait_custodian,
     wait_handover, wait_pending, wait_referral,
 };
 
@@ -55,7 +55,9 @@ impl Story {
             }
             Self::Reoffered => "handover declined by a full shelter, re-offered to another",
             Self::Child => "child: return refused until a best-interests assessment",
-            Self::Withdrawal => "consent withdrawn midway; acknowledged; further sharing refused",
+            Self::Withdrawal => {
+                "consent withdrawn midway; acknowledged; further sharing refused; personal data erased"
+            }
             Self::Refusal => "person refuses disclosure: the handover is refused, nothing shared",
             Self::AnonymousHotline => "anonymous hotline intake at an NGO, assisted",
         }
@@ -503,20 +505,40 @@ async fn withdrawal(c: &Cast) -> anyhow::Result<Outcome> {
     use pb::Purpose as P;
     let case = open(&c.police, pb::IdentificationChannel::Police, false, false).await?;
     identify(c, &case).await?;
-    let consent_id = grant(
-        &c.police,
-        &case,
-        consent(
-            &[AgencyKind::Shelter, AgencyKind::Ngo],
-            &[P::Accommodation, P::Protection, P::Assistance],
-            false,
-        ),
-    )
-    .await?;
+    let mut scope = consent(
+        &[AgencyKind::Shelter, AgencyKind::Ngo],
+        &[P::Accommodation, P::Protection, P::Assistance],
+        false,
+    );
+    // This person also agreed to their name and language going to the
+    // shelter: sealed to the shelter's key, never in any journal.
+    if let Some(s) = scope.scope.as_mut() {
+        s.categories.push(pb::DataCategory::Identity as i32);
+    }
+    let consent_id = grant(&c.police, &case, scope).await?;
     forward(&c.police, &case, &consent_id, &c.shelter).await?;
-    let h = offer(&c.police, &case, &c.shelter, &consent_id, P::Accommodation)
+    let h = c
+        .police
+        .handover()
+        .offer_handover(pb::OfferHandoverRequest {
+            idempotency_key: key(),
+            case_id: case.clone(),
+            send_to: Some(pb::SendTo {
+                shares: vec![pb::DataCategory::Identity as i32],
+                personal: Some(pb::PersonalData {
+                    full_name: "Demo Person (fictional)".into(),
+                    languages: vec!["ro".into(), "bg".into()],
+                    ..Default::default()
+                }),
+                ..c.shelter.on_consent(&consent_id, P::Accommodation)
+            }),
+            expires_at: Some(in_days(3)),
+            reason: "the person needs accommodation".into(),
+        })
         .await
-        .context("OfferHandover")?;
+        .context("OfferHandover with sealed personal data")?
+        .into_inner()
+        .handover_id;
     accept(&c.shelter, &case, &h).await?;
     wait_custodian(&c.police, &case, &c.shelter.id).await?;
     c.police
@@ -545,6 +567,9 @@ async fn withdrawal(c: &Cast) -> anyhow::Result<Outcome> {
             .await,
         "a referral on a withdrawn consent",
     )?;
+    // The person also asks for their data to be erased: police destroys
+    // its per-case key and tells the shelter, which erases and acknowledges.
+    erase(&c.police, &case, &c.shelter).await?;
     Ok(Outcome {
         case,
         story: Story::Withdrawal,
@@ -552,7 +577,10 @@ async fn withdrawal(c: &Cast) -> anyhow::Result<Outcome> {
         agree: ids(&[&c.police, &c.shelter]),
         parties: ids(&[&c.police, &c.shelter]),
         refusals: vec![refused],
-        notes: vec!["withdrawal acknowledged by every recipient".into()],
+        notes: vec![
+            "withdrawal acknowledged by every recipient".into(),
+            "personal data sealed to the shelter, then erased at police and shelter".into(),
+        ],
     })
 }
 
