@@ -76,3 +76,79 @@ fn keys_generate_never_overwrites() {
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("exists"));
 }
+
+/// `waymark keys encryption` and `waymark keys manifest`: an authority signs
+/// a manifest from public keys only; a node's check accepts it, with the
+/// encryption key listed; a malformed member is refused before signing.
+#[test]
+fn keys_make_a_signed_manifest_with_encryption_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = waymark().args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let path = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let public = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("public: "))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(run(&["keys", "generate", "--out", &path("authority.key")]).0);
+    assert!(run(&["keys", "generate", "--out", &path("police.key")]).0);
+    let (ok, enc, _) = run(&["keys", "encryption", "--out", &path("police.x25519")]);
+    assert!(ok);
+    assert!(enc.starts_with("key-id: x25519:"), "{enc}");
+    let (_, shown, _) = run(&["keys", "show", &path("police.x25519")]);
+    assert_eq!(shown, enc, "show reads an encryption key file too");
+    let (_, signing, _) = run(&["keys", "show", &path("police.key")]);
+    let member = format!(
+        "bg-police-sofia,police,BG,{},{}",
+        public(&signing),
+        public(&enc)
+    );
+    let (ok, out, err) = run(&[
+        "keys",
+        "manifest",
+        "--authority",
+        &path("authority.key"),
+        "--federation",
+        "test-nrm",
+        "--member",
+        &member,
+        "--out",
+        &path("federation.toml"),
+    ]);
+    assert!(ok, "{out}{err}");
+    let authority =
+        waymark_crypto::AgencyKey::load(std::path::Path::new(&path("authority.key"))).unwrap();
+    let v = waymark_crypto::manifest::load_verified(
+        std::path::Path::new(&path("federation.toml")),
+        &authority.public_key(),
+    )
+    .unwrap();
+    assert_eq!(v.members.len(), 1);
+    assert_eq!(
+        hex::encode(v.members[0].encryption_keys[0].public),
+        public(&enc)
+    );
+
+    let (ok, _, err) = run(&[
+        "keys",
+        "manifest",
+        "--authority",
+        &path("authority.key"),
+        "--member",
+        "bg-police-sofia,police,BG,nothex",
+        "--out",
+        &path("bad.toml"),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("signing key"), "{err}");
+    assert!(!dir.path().join("bad.toml").exists());
+}
