@@ -50,6 +50,9 @@ pub struct AgencySettings {
     /// it. `None`: it can send personal data but not receive any (events
     /// carrying some are quarantined, reason `sealed_data`).
     pub encryption_key: Option<waymark_crypto::seal::EncryptionKey>,
+    /// Earlier encryption keys, kept after a rotation only to open data
+    /// sealed to them while in transit.
+    pub retired_encryption_keys: Vec<waymark_crypto::seal::EncryptionKey>,
 }
 
 impl AgencySettings {
@@ -67,6 +70,7 @@ impl AgencySettings {
             follow_interval: Duration::from_millis(50),
             case_cache: 10_000,
             encryption_key: None,
+            retired_encryption_keys: Vec::new(),
         }
     }
 

@@ -55,6 +55,9 @@ pub struct Prepared {
     /// The agency's X25519 key for personal data sealed to it; `None` when
     /// `keys.encryption_key_file` is unset (it then cannot receive any).
     pub encryption_key: Option<EncryptionKey>,
+    /// Retired encryption keys (`keys.retired_encryption_key_files`): they
+    /// only open data sealed to them before a rotation.
+    pub retired_encryption_keys: Vec<EncryptionKey>,
     /// The federation members and their keys.
     pub directory: Directory,
     /// The rule set this agency records under.
@@ -134,7 +137,26 @@ pub fn prepare(kind: AgencyKind, config: &NodeConfig) -> Result<Prepared, Config
                 ),
             )
         })?;
-    let encryption_key = load_encryption_key(config, &verified, path)?;
+    let encryption_key = config
+        .keys
+        .encryption_key_file
+        .as_deref()
+        .map(|f| load_encryption_key(config, f, "keys.encryption_key_file", &verified, path))
+        .transpose()?;
+    let retired_encryption_keys = config
+        .keys
+        .retired_encryption_key_files
+        .iter()
+        .map(|f| {
+            load_encryption_key(
+                config,
+                f,
+                "keys.retired_encryption_key_files",
+                &verified,
+                path,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut directory = Directory::new();
     for m in verified.members {
         directory.insert(m.id.clone(), m.kind, m.keys);
@@ -143,24 +165,23 @@ pub fn prepare(kind: AgencyKind, config: &NodeConfig) -> Result<Prepared, Config
     Ok(Prepared {
         key,
         encryption_key,
+        retired_encryption_keys,
         directory,
         rule_set,
     })
 }
 
-/// Loads `keys.encryption_key_file` when set; its public key must be one of
-/// this agency's encryption keys in the manifest (valid now or earlier: an
-/// old key still opens data sealed to it while in transit).
+/// Loads the encryption key `file` (set under config key `what`); its public
+/// key must be one of this agency's encryption keys in the manifest (valid
+/// now or earlier: a retired key still opens data sealed to it in transit).
 fn load_encryption_key(
     config: &NodeConfig,
+    file: &Path,
+    what: &str,
     verified: &VerifiedManifest,
     path: &Path,
-) -> Result<Option<EncryptionKey>, ConfigError> {
-    let Some(file) = &config.keys.encryption_key_file else {
-        return Ok(None);
-    };
-    let key = EncryptionKey::load(file)
-        .map_err(|e| problem("keys.encryption_key_file", e.to_string()))?;
+) -> Result<EncryptionKey, ConfigError> {
+    let key = EncryptionKey::load(file).map_err(|e| problem(what, e.to_string()))?;
     let me = &config.agency.id;
     let listed = verified
         .members
@@ -170,7 +191,7 @@ fn load_encryption_key(
         .any(|k| k.public == key.public_key());
     if !listed {
         return Err(problem(
-            "keys.encryption_key_file",
+            what,
             format!(
                 "key {} is not one of {me}'s encryption keys in {}",
                 key.key_id(),
@@ -178,7 +199,7 @@ fn load_encryption_key(
             ),
         ));
     }
-    Ok(Some(key))
+    Ok(key)
 }
 
 fn load_key(path: &Path) -> Result<AgencyKey, ConfigError> {
@@ -268,6 +289,7 @@ async fn serve(
     settings.rule_set = prepared.rule_set;
     settings.bus.stream_replicas = config.nats.stream_replicas;
     settings.encryption_key = prepared.encryption_key;
+    settings.retired_encryption_keys = prepared.retired_encryption_keys;
     let agency = Agency::start(
         settings,
         js,

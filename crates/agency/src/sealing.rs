@@ -157,11 +157,19 @@ impl waymark_bus::Sealing for AgencySealing {
 
     fn open(&self, event: &pb::Event, index: usize, ciphertext: &[u8]) -> Result<Vec<u8>, String> {
         let core = self.core()?;
-        let Some(key) = &core.settings.encryption_key else {
+        let s = &core.settings;
+        let Some(current) = &s.encryption_key else {
             return Err(
                 "this agency has no encryption key (keys.encryption_key_file is unset)".to_owned(),
             );
         };
+        // Data sealed before a rotation names a retired key.
+        let named = event.sealed.get(index).map(|x| x.recipient_key_id.as_str());
+        let key = s
+            .retired_encryption_keys
+            .iter()
+            .find(|k| Some(k.key_id()) == named)
+            .unwrap_or(current);
         waymark_bus::sealing::open_section(key, event, index, ciphertext)
     }
 

@@ -467,3 +467,61 @@ async fn erasure_after_closure_reaches_the_recipient() {
     }
     f.stop().await;
 }
+
+/// A recipient that rotated its encryption key still opens what was sealed
+/// to its retired key (in transit during the rotation): nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_sealed_to_a_retired_key_still_opens() {
+    let f = federation_with(true).await;
+    let case = open_case(&f.police).await;
+    let consent = f
+        .police
+        .consent()
+        .grant_consent(pb::GrantConsentRequest {
+            idempotency_key: key(),
+            case_id: case.clone(),
+            consent: Some(identity_consent()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .consent_id;
+    f.police
+        .case()
+        .forward_event(pb::ForwardEventRequest {
+            idempotency_key: key(),
+            case_id: case.clone(),
+            event_id: consent.clone(),
+            send_to: Some(to_shelter(None, pb::Purpose::Unspecified)),
+        })
+        .await
+        .unwrap();
+    f.police
+        .referral()
+        .request_referral(pb::RequestReferralRequest {
+            idempotency_key: key(),
+            case_id: case.clone(),
+            service: pb::ServiceType::Accommodation as i32,
+            send_to: Some(pb::SendTo {
+                shares: vec![pb::DataCategory::Identity as i32],
+                personal: Some(pb::PersonalData {
+                    full_name: "Sealed Before Rotation".into(),
+                    ..Default::default()
+                }),
+                ..to_shelter(by_consent(&consent), pb::Purpose::Accommodation)
+            }),
+            respond_by: None,
+            urgent: false,
+        })
+        .await
+        .unwrap();
+    wait_for(T, "the shelter opens it with its retired key", || async {
+        personal(&f.shelter, &case)
+            .await
+            .is_ok_and(|p| p.full_name == "Sealed Before Rotation")
+    })
+    .await
+    .unwrap();
+    assert_eq!(f.shelter.agency.bus().counters().quarantined_total(), 0);
+    f.stop().await;
+}

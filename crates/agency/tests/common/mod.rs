@@ -107,6 +107,13 @@ fn rules() -> Arc<RuleSets> {
 }
 
 pub async fn federation() -> Federation {
+    federation_with(false).await
+}
+
+/// The test federation; with `shelter_rotated` the shelter has rotated its
+/// encryption key while the directory (as senders see it) still lists only
+/// the old one: it runs with a new current key and the old one retired.
+pub async fn federation_with(shelter_rotated: bool) -> Federation {
     let server = NatsServer::start().unwrap();
     let (_c, js) = connect(&server).await.unwrap();
     let members = [
@@ -145,7 +152,12 @@ pub async fn federation() -> Federation {
     for (((n, kind), (_, k)), e) in members.iter().zip(&keys).zip(sealing) {
         let tmp = TestDir::new(n).unwrap();
         let mut s = AgencySettings::new(id(n), *kind, tmp.path().join("journal"));
-        s.encryption_key = e;
+        if shelter_rotated && *n == SHELTER {
+            s.encryption_key = Some(EncryptionKey::generate());
+            s.retired_encryption_keys = e.into_iter().collect();
+        } else {
+            s.encryption_key = e;
+        }
         s.bus.receipt_timeout = Duration::from_secs(3);
         s.bus.backoff = (Duration::from_millis(20), Duration::from_millis(500));
         s.bus.ack_wait = Duration::from_secs(5);

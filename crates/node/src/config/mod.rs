@@ -178,6 +178,13 @@ pub struct KeysConfig {
     /// are quarantined with reason `sealed_data`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key_file: Option<PathBuf>,
+    /// Earlier encryption key files, kept after a rotation only to open
+    /// personal data sealed to them while it was in transit; nothing new is
+    /// sealed to a retired key (senders use the manifest's current one).
+    /// Destroy each once nothing sealed to it can still arrive (the
+    /// stream's `max_age`). Default empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_encryption_key_files: Vec<PathBuf>,
 }
 
 /// Log line format.

@@ -114,7 +114,13 @@ pub(super) const KEYS: &[Key] = &[
         int::<{ MIB }, { 1 << 40 }>,
     ),
     key("keys.signing_key_file", Str, Required, existing_file),
-    key("keys.encryption_key_file", Str, Defaulted, existing_file),
+    key("keys.encryption_key_file", Str, Defaulted, secret_file),
+    key(
+        "keys.retired_encryption_key_files",
+        List,
+        Defaulted,
+        secret_files,
+    ),
     key("telemetry.log_format", Str, Defaulted, log_format),
     key("telemetry.log_filter", Str, Defaulted, log_filter),
     key("telemetry.otlp_endpoint", Str, Defaulted, otlp_endpoint),
@@ -187,6 +193,7 @@ pub(super) fn defaults_only() -> NodeConfig {
         keys: KeysConfig {
             signing_key_file: PathBuf::new(),
             encryption_key_file: None,
+            retired_encryption_key_files: Vec::new(),
         },
         telemetry: TelemetryConfig {
             log_format: LogFormat::Text,
@@ -413,6 +420,13 @@ fn secret_file(v: &Value) -> Result<(), String> {
     }
 }
 
+fn secret_files(v: &Value) -> Result<(), String> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| format!("expected a list of files, found {}", v.type_str()))?;
+    list.iter().try_for_each(secret_file)
+}
+
 fn log_format(v: &Value) -> Result<(), String> {
     match as_str(v)? {
         "text" | "json" => Ok(()),
@@ -475,6 +489,7 @@ mod tests {
         full.federation.manifest_file = Some("c".into());
         full.federation.authority_key = Some("c".into());
         full.keys.encryption_key_file = Some("c".into());
+        full.keys.retired_encryption_key_files = vec!["c".into()];
         let table = toml::Table::try_from(full).unwrap();
         let mut serde_keys: Vec<String> = table
             .iter()
