@@ -19,8 +19,9 @@ pub(super) fn key(prefix: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
     k
 }
 
-pub(super) fn encode_entry(e: &StoredEntry) -> Vec<u8> {
-    let mut v = Vec::with_capacity(32 + 1 + 32 * e.nodes.len() + 34 + e.bytes.len());
+/// The index record of `e`, whose bytes lie at `wal_offset` in the log.
+pub(super) fn encode_entry(e: &StoredEntry, wal_offset: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(32 + 1 + 32 * e.nodes.len() + 34 + 12);
     v.extend_from_slice(&e.hash);
     v.push(u8::try_from(e.nodes.len()).unwrap_or(u8::MAX));
     for n in &e.nodes {
@@ -38,11 +39,18 @@ pub(super) fn encode_entry(e: &StoredEntry) -> Vec<u8> {
             None => v.push(0),
         }
     }
-    v.extend_from_slice(&e.bytes);
+    v.extend_from_slice(&wal_offset.to_be_bytes());
+    v.extend_from_slice(
+        &u32::try_from(e.bytes.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     v
 }
 
-pub(super) fn decode_entry(seq: u64, v: &[u8]) -> Result<StoredEntry, StoreError> {
+/// An index record decoded: the entry without its bytes, and where its
+/// bytes lie in the log (offset, length).
+pub(super) fn decode_entry(seq: u64, v: &[u8]) -> Result<(StoredEntry, u64, usize), StoreError> {
     let bad = || StoreError::Corrupt(format!("index record of entry {seq} is malformed"));
     let mut r = Reader(v);
     let hash: Hash = r.take(32).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
@@ -59,14 +67,23 @@ pub(super) fn decode_entry(seq: u64, v: &[u8]) -> Result<StoredEntry, StoreError
             *id = Some(uuid::Uuid::from_bytes(b));
         }
     }
-    Ok(StoredEntry {
-        seq,
-        bytes: r.0.to_vec(),
-        hash,
-        nodes,
-        case_id: ids[0].map(CaseId::from_uuid),
-        event_id: ids[1].map(EventId::from_uuid),
-    })
+    let at = be(r.take(8).ok_or_else(bad)?);
+    let len: [u8; 4] = r.take(4).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
+    if !r.0.is_empty() {
+        return Err(bad());
+    }
+    Ok((
+        StoredEntry {
+            seq,
+            bytes: Vec::new(),
+            hash,
+            nodes,
+            case_id: ids[0].map(CaseId::from_uuid),
+            event_id: ids[1].map(EventId::from_uuid),
+        },
+        at,
+        u32::from_be_bytes(len) as usize,
+    ))
 }
 
 pub(super) struct Reader<'a>(&'a [u8]);

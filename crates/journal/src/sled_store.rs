@@ -37,13 +37,24 @@
 //! # Index key layout (one sled tree, one-byte prefixes, integers big-endian)
 //! | key | value |
 //! |---|---|
-//! | `e` seq:8 | hash:32, n:1, n interior node hashes:32n, case:0/16 (len-prefixed), event:0/16 (len-prefixed), entry bytes |
+//! | `e` seq:8 | hash:32, n:1, n interior node hashes:32n, case:0/16 (len-prefixed), event:0/16 (len-prefixed), log offset:8, length:4 of the entry bytes |
 //! | `c` case:16 seq:8 | empty (per-case index) |
 //! | `i` event:16 | seq:8 (event-id dedup index) |
 //! | `o` seq:8 recipient | event:16 (outbox) |
 //! | `k` size:8 | checkpoint envelope |
 //! | `w` size:8 witness | cosignature envelope |
 //! | `m` `head` | size:8, wal_end:8 |
+//! | `m` `version` | `2`, written with every head |
+//!
+//! Entry bytes are not copied into the index: the record points at them in
+//! the log (index version 2). The log is written once and never rewritten
+//! before the end of its last valid frame, and the index only names frames
+//! that were synced, so a pointer stays valid for the life of the journal;
+//! reads are one positioned read of the log. Keeping a second copy in sled
+//! doubled the disk used and, worse, sled 0.34 keeps per-page state in
+//! memory that grows with its data: an agency with a million entries needed
+//! about 290 MB resident (benchmark P5). An index of another version (1:
+//! entry bytes inline) is deleted on open and rebuilt from the log.
 //!
 //! Merkle nodes live inside the entry record that completed them (node
 //! `(l, j)` in entry `(j + 1) << l`), so the tree costs no extra keys and a
@@ -92,11 +103,16 @@ fn sled_err(step: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
 }
 
 const HEAD: &[u8] = b"mhead";
+const VERSION: &[u8] = b"mversion";
+/// The index layout this code writes (see the module docs).
+const INDEX_VERSION: &[u8] = b"2";
 
 /// The sled store. See the module docs for the layout.
 #[derive(Debug)]
 pub struct SledStore {
     db: sled::Db,
+    /// A read-only handle on the log, for positioned reads of entry bytes.
+    reader: std::fs::File,
     /// The log and the size it holds; held for a commit's durable write.
     wal: Mutex<(Wal, u64)>,
     /// Held for a commit's index update; taken before the log lock is
@@ -120,19 +136,41 @@ impl SledStore {
             step: "creating the journal directory",
             source,
         })?;
-        let db = sled::Config::new()
-            .path(dir.join("index"))
-            .cache_capacity(config.cache_capacity)
-            .flush_every_ms(Some(config.index_flush_every_ms))
-            .open()
-            .map_err(sled_err("opening the sled index"))?;
+        let open_index = || {
+            sled::Config::new()
+                .path(dir.join("index"))
+                .cache_capacity(config.cache_capacity)
+                .flush_every_ms(Some(config.index_flush_every_ms))
+                .open()
+                .map_err(sled_err("opening the sled index"))
+        };
+        let mut db = open_index()?;
+        let head = db.get(HEAD).map_err(sled_err("reading the index head"))?;
+        let version = db
+            .get(VERSION)
+            .map_err(sled_err("reading the index version"))?;
+        if head.is_some() && version.as_deref() != Some(INDEX_VERSION) {
+            // An index of another layout: rebuilt from the log, the truth.
+            drop(db);
+            std::fs::remove_dir_all(dir.join("index")).map_err(|source| StoreError::Io {
+                step: "removing an index of an older layout",
+                source,
+            })?;
+            db = open_index()?;
+        }
         let (size, wal_end) = match db.get(HEAD).map_err(sled_err("reading the index head"))? {
             Some(v) if v.len() == 16 => (be(&v[..8]), be(&v[8..])),
             Some(_) => return Err(StoreError::Corrupt("index head record is malformed".into())),
             None => (0, 0),
         };
-        let (wal, frames) = Wal::open(&dir.join("journal.wal"), wal_end)?;
+        let wal_path = dir.join("journal.wal");
+        let (wal, frames) = Wal::open(&wal_path, wal_end)?;
+        let reader = std::fs::File::open(&wal_path).map_err(|source| StoreError::Io {
+            step: "opening the log for reading",
+            source,
+        })?;
         let store = Self {
+            reader,
             db,
             wal: Mutex::new((wal, size)),
             apply: Mutex::new(()),
@@ -144,11 +182,21 @@ impl SledStore {
         for frame in frames {
             let batch = wal_codec::decode(&frame.body)?;
             size = check_continues(&batch, size)?;
-            store.apply(&batch, size, frame.end)?;
+            store.apply(&batch, size, frame.end, &frame.body)?;
         }
         store.lock(&store.wal)?.1 = size;
         store.visible.store(size, Ordering::Release);
         Ok(store)
+    }
+
+    /// The index record of entry `seq` (without its bytes) and where its
+    /// bytes lie in the log.
+    fn record(&self, seq: u64) -> Result<Option<(StoredEntry, u64, usize)>, StoreError> {
+        let v = self
+            .db
+            .get(key(b'e', &seq.to_be_bytes(), &[]))
+            .map_err(sled_err("reading an entry"))?;
+        v.map(|v| decode_entry(seq, &v)).transpose()
     }
 
     /// The directory the store lives in.
@@ -184,10 +232,28 @@ impl SledStore {
         r
     }
 
-    fn apply(&self, batch: &Batch, size: u64, wal_end: u64) -> Result<(), StoreError> {
+    /// Applies `batch`, whose frame `body` ends the log at `wal_end`.
+    fn apply(&self, batch: &Batch, size: u64, wal_end: u64, body: &[u8]) -> Result<(), StoreError> {
+        let body_start = wal_end - body.len() as u64;
+        let spans = wal_codec::entry_spans(body)?;
+        if spans.len() != batch.entries.len() {
+            return Err(StoreError::Corrupt(
+                "a log frame's entries and their byte spans disagree".into(),
+            ));
+        }
         let mut b = sled::Batch::default();
-        for e in &batch.entries {
-            b.insert(key(b'e', &e.seq.to_be_bytes(), &[]), encode_entry(e));
+        for (e, (at, len)) in batch.entries.iter().zip(spans) {
+            if len != e.bytes.len() {
+                return Err(StoreError::Corrupt(format!(
+                    "entry {} is {} bytes but its span in the log is {len}",
+                    e.seq,
+                    e.bytes.len()
+                )));
+            }
+            b.insert(
+                key(b'e', &e.seq.to_be_bytes(), &[]),
+                encode_entry(e, body_start + at as u64),
+            );
             if let Some(c) = &e.case_id {
                 b.insert(key(b'c', c.as_bytes(), &e.seq.to_be_bytes()), &[][..]);
             }
@@ -217,6 +283,7 @@ impl SledStore {
         head[..8].copy_from_slice(&size.to_be_bytes());
         head[8..].copy_from_slice(&wal_end.to_be_bytes());
         b.insert(HEAD, &head[..]);
+        b.insert(VERSION, INDEX_VERSION);
         self.db
             .apply_batch(b)
             .map_err(sled_err("applying a batch to the index"))
@@ -257,7 +324,7 @@ impl JournalStore for SledStore {
         // An earlier batch's index update may have failed meanwhile; this
         // one must not be applied on top of the gap.
         self.check_poisoned()?;
-        self.or_poison(self.apply(batch, size, end))?;
+        self.or_poison(self.apply(batch, size, end, &body))?;
         self.visible.store(size, Ordering::Release);
         drop(index);
         Ok(())
@@ -268,11 +335,18 @@ impl JournalStore for SledStore {
     }
 
     fn entry(&self, seq: u64) -> Result<Option<StoredEntry>, StoreError> {
-        let v = self
-            .db
-            .get(key(b'e', &seq.to_be_bytes(), &[]))
-            .map_err(sled_err("reading an entry"))?;
-        v.map(|v| decode_entry(seq, &v)).transpose()
+        let Some((mut e, at, len)) = self.record(seq)? else {
+            return Ok(None);
+        };
+        let mut bytes = vec![0u8; len];
+        std::os::unix::fs::FileExt::read_exact_at(&self.reader, &mut bytes, at).map_err(
+            |source| StoreError::Io {
+                step: "reading an entry from the log",
+                source,
+            },
+        )?;
+        e.bytes = bytes;
+        Ok(Some(e))
     }
 
     fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
@@ -282,7 +356,8 @@ impl JournalStore for SledStore {
             .and_then(|i| i.checked_shl(level))
             .filter(|s| level < 64 && (s >> level) == index + 1)
             .ok_or_else(missing)?;
-        let e = self.entry(seq)?.ok_or_else(missing)?;
+        // The hashes are in the index record: no read of the log.
+        let (e, _, _) = self.record(seq)?.ok_or_else(missing)?;
         if level == 0 {
             return Ok(e.hash);
         }

@@ -181,3 +181,106 @@ pub(crate) fn decode(body: &[u8]) -> Result<Batch, StoreError> {
     }
     Ok(b)
 }
+
+/// Where each entry's bytes lie inside an encoded frame body, in entry
+/// order: `(offset in body, length)`. The index points at these spans of the
+/// log instead of keeping a second copy of every entry.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] if `body` is not a well-formed encoding.
+pub(crate) fn entry_spans(body: &[u8]) -> Result<Vec<(usize, usize)>, StoreError> {
+    let bad = || StoreError::Corrupt("a log frame body does not parse".into());
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        let k = varint(body, &mut at).ok_or_else(bad)?;
+        if k >> 3 == 1 && k & 7 == 2 {
+            let len = usize::try_from(varint(body, &mut at).ok_or_else(bad)?).map_err(|_| bad())?;
+            let end = at
+                .checked_add(len)
+                .filter(|e| *e <= body.len())
+                .ok_or_else(bad)?;
+            let mut p = at;
+            // An entry whose bytes are empty has no field 2 (never written,
+            // but parsed consistently).
+            let mut span = (end, 0);
+            while p < end {
+                let k = varint(body, &mut p).ok_or_else(bad)?;
+                if k >> 3 == 2 && k & 7 == 2 {
+                    let l = usize::try_from(varint(body, &mut p).ok_or_else(bad)?)
+                        .map_err(|_| bad())?;
+                    span = (p, l);
+                    p = p.checked_add(l).filter(|e| *e <= end).ok_or_else(bad)?;
+                } else {
+                    skip(body, &mut p, k & 7).ok_or_else(bad)?;
+                }
+            }
+            out.push(span);
+            at = end;
+        } else {
+            skip(body, &mut at, k & 7).ok_or_else(bad)?;
+        }
+    }
+    Ok(out)
+}
+
+fn varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn skip(b: &[u8], at: &mut usize, wire: u64) -> Option<()> {
+    let n = match wire {
+        0 => {
+            varint(b, at)?;
+            0
+        }
+        1 => 8,
+        2 => usize::try_from(varint(b, at)?).ok()?,
+        5 => 4,
+        _ => return None,
+    };
+    *at = at.checked_add(n).filter(|e| *e <= b.len())?;
+    Some(())
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+    use crate::store::{Batch, StoredEntry};
+
+    #[test]
+    fn spans_point_at_each_entrys_bytes() {
+        let entry = |seq: u64, bytes: Vec<u8>| StoredEntry {
+            seq,
+            bytes,
+            hash: [seq as u8; 32],
+            nodes: vec![[9; 32]; seq as usize % 3],
+            case_id: None,
+            event_id: None,
+        };
+        let b = Batch {
+            entries: vec![
+                entry(1, vec![1; 300]),
+                entry(2, b"two".to_vec()),
+                entry(3, vec![7; 70_000]),
+            ],
+            ..Batch::default()
+        };
+        let body = encode(&b);
+        let spans = entry_spans(&body).unwrap();
+        assert_eq!(spans.len(), 3);
+        for (e, (at, len)) in b.entries.iter().zip(spans) {
+            assert_eq!(&body[at..at + len], e.bytes.as_slice());
+        }
+        assert!(entry_spans(&body[..body.len() - 1]).is_err());
+    }
+}
