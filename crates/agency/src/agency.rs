@@ -46,6 +46,8 @@ pub struct AgencySettings {
     pub follow_interval: Duration,
     /// Case views kept in memory.
     pub case_cache: usize,
+    /// The journal index's page cache, in bytes (`journal.cache_capacity_bytes`).
+    pub journal_cache_bytes: u64,
     /// The agency's X25519 key: opens personal data other agencies seal to
     /// it. `None`: it can send personal data but not receive any (events
     /// carrying some are quarantined, reason `sealed_data`).
@@ -69,6 +71,7 @@ impl AgencySettings {
             stream_buffer: 64,
             follow_interval: Duration::from_millis(50),
             case_cache: 10_000,
+            journal_cache_bytes: SledConfig::default().cache_capacity,
             encryption_key: None,
             retired_encryption_keys: Vec::new(),
         }
@@ -84,6 +87,7 @@ impl AgencySettings {
         );
         s.checkpoint_every_entries = config.journal.checkpoint_every_entries;
         s.checkpoint_interval = config.journal.checkpoint_interval;
+        s.journal_cache_bytes = config.journal.cache_capacity_bytes;
         s
     }
 }
@@ -180,11 +184,13 @@ impl Agency {
         }
         let me = settings.bus.agency.clone();
         let dir = settings.data_dir.clone();
-        let store = SledStore::open(&dir, &SledConfig::default()).map_err(|source| {
-            StartError::JournalStore {
-                dir: dir.clone(),
-                source,
-            }
+        let sled = SledConfig {
+            cache_capacity: settings.journal_cache_bytes,
+            ..SledConfig::default()
+        };
+        let store = SledStore::open(&dir, &sled).map_err(|source| StartError::JournalStore {
+            dir: dir.clone(),
+            source,
         })?;
         let mut jc = JournalConfig::new(me.clone());
         jc.checkpoint_every_entries = settings.checkpoint_every_entries;

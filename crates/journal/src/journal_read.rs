@@ -53,6 +53,37 @@ impl<S: JournalStore> Journal<S> {
         Ok(out)
     }
 
+    /// The entries about no case (witnessed checkpoints, capacity updates,
+    /// quarantined input) after seq `after`, in order, at most `limit`:
+    /// `(seq, entry bytes)`. Uses the store's index, never a scan of the
+    /// journal.
+    ///
+    /// # Errors
+    /// A store read failure.
+    pub fn uncased_entries(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let seqs = self
+            .store
+            .uncased_seqs(after, limit)
+            .map_err(store("reading the index of entries without a case"))?;
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let e = self
+                .store
+                .entry(seq)
+                .map_err(store("reading an entry"))?
+                .ok_or_else(|| JournalError::Store {
+                    step: "reading an entry",
+                    source: StoreError::Corrupt(format!("index names missing entry {seq}")),
+                })?;
+            out.push((seq, e.bytes));
+        }
+        Ok(out)
+    }
+
     /// The seq of the durable entry carrying `event`, if any.
     ///
     /// # Errors

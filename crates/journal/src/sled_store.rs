@@ -39,6 +39,7 @@
 //! |---|---|
 //! | `e` seq:8 | hash:32, n:1, n interior node hashes:32n, case:0/16 (len-prefixed), event:0/16 (len-prefixed), log offset:8, length:4 of the entry bytes |
 //! | `c` case:16 seq:8 | empty (per-case index) |
+//! | `n` seq:8 | empty (entries about no case: witnessed checkpoints, capacity, quarantine) |
 //! | `i` event:16 | seq:8 (event-id dedup index) |
 //! | `o` seq:8 recipient | event:16 (outbox) |
 //! | `k` size:8 | checkpoint envelope |
@@ -80,9 +81,11 @@ use codec::{agency, be, decode_entry, encode_entry, key};
 /// Settings of the sled store.
 #[derive(Debug, Clone)]
 pub struct SledConfig {
-    /// sled's page cache size in bytes (64 MiB by default). Measured by
-    /// `waymark bench` P5: an agency process with a million entries is at
-    /// 293 MB resident, over the 200 MB target (see BENCHMARKS.md).
+    /// sled's page cache size in bytes (16 MiB by default). sled 0.34 holds
+    /// a few times this once a read has walked many entries (measured with
+    /// benchmark P5: an agency whose follower walked 300,000 entries peaked
+    /// at 147 MB with 64 MiB, 101 MB with 16 MiB). The journal's hot reads
+    /// (event-id dedup, a case's entries, the newest entries) fit easily.
     pub cache_capacity: u64,
     /// How often sled's own background flusher writes the index, in ms. Only
     /// affects how much log is replayed after a crash, never durability.
@@ -92,7 +95,7 @@ pub struct SledConfig {
 impl Default for SledConfig {
     fn default() -> Self {
         Self {
-            cache_capacity: 64 << 20,
+            cache_capacity: 16 << 20,
             index_flush_every_ms: 1000,
         }
     }
@@ -254,8 +257,9 @@ impl SledStore {
                 key(b'e', &e.seq.to_be_bytes(), &[]),
                 encode_entry(e, body_start + at as u64),
             );
-            if let Some(c) = &e.case_id {
-                b.insert(key(b'c', c.as_bytes(), &e.seq.to_be_bytes()), &[][..]);
+            match &e.case_id {
+                Some(c) => b.insert(key(b'c', c.as_bytes(), &e.seq.to_be_bytes()), &[][..]),
+                None => b.insert(key(b'n', &e.seq.to_be_bytes(), &[]), &[][..]),
             }
             if let Some(ev) = &e.event_id {
                 b.insert(key(b'i', ev.as_bytes(), &[]), &e.seq.to_be_bytes()[..]);
@@ -378,6 +382,16 @@ impl JournalStore for SledStore {
                 break;
             }
             out.push(be(&k[17..]));
+        }
+        Ok(out)
+    }
+
+    fn uncased_seqs(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let start = key(b'n', &after.saturating_add(1).to_be_bytes(), &[]);
+        let mut out = Vec::new();
+        for kv in self.db.range(start..b"o".to_vec()).take(limit) {
+            let (k, _) = kv.map_err(sled_err("reading the index of entries without a case"))?;
+            out.push(be(&k[1..9]));
         }
         Ok(out)
     }

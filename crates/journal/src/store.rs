@@ -166,6 +166,25 @@ pub trait JournalStore: Send + Sync {
     /// # Errors
     /// A read failure.
     fn case_seqs(&self, case: &CaseId, after: u64, limit: usize) -> Result<Vec<u64>, StoreError>;
+    /// Seqs of the entries about no case (witnessed checkpoints, capacity,
+    /// quarantined input), ascending, starting after `after`. The default
+    /// scans every entry; a store should keep an index (the sled store
+    /// does), because agencies read these at every start.
+    ///
+    /// # Errors
+    /// A read failure.
+    fn uncased_seqs(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        let size = self.size()?;
+        let mut seq = after;
+        while seq < size && out.len() < limit {
+            seq += 1;
+            if self.entry(seq)?.is_some_and(|e| e.case_id.is_none()) {
+                out.push(seq);
+            }
+        }
+        Ok(out)
+    }
     /// Seq of the entry carrying `event`, if any.
     ///
     /// # Errors

@@ -77,6 +77,17 @@ fn outbox_dedup_receipts_and_case_index() {
         .map(|(s, _)| s)
         .collect();
     assert_eq!(seqs, vec![1, 3]);
+    // The quarantined input is about no case: found without a scan, also
+    // after a reopen.
+    let uncased = |j: &waymark_journal::Journal<SledStore>| -> Vec<u64> {
+        j.uncased_entries(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    };
+    assert_eq!(uncased(&j), vec![2]);
+    assert!(j.uncased_entries(2, 10).unwrap().is_empty());
     assert_eq!(j.event_seq(&ev).unwrap(), Some(1));
 }
 

@@ -162,7 +162,8 @@ pub struct JournalConfig {
     /// Default 60 s.
     #[serde(rename = "checkpoint_interval_ms", with = "millis")]
     pub checkpoint_interval: Duration,
-    /// Storage cache, in bytes. Default 64 MiB.
+    /// The journal index's page cache, in bytes. Default 16 MiB (sled uses
+    /// a few times this; see the journal's `SledConfig`).
     pub cache_capacity_bytes: u64,
 }
 

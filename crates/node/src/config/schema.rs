@@ -188,7 +188,7 @@ pub(super) fn defaults_only() -> NodeConfig {
             data_dir: PathBuf::new(),
             checkpoint_every_entries: 1000,
             checkpoint_interval: Duration::from_secs(60),
-            cache_capacity_bytes: 64 * 1024 * 1024,
+            cache_capacity_bytes: 16 * 1024 * 1024,
         },
         keys: KeysConfig {
             signing_key_file: PathBuf::new(),
