@@ -91,7 +91,7 @@ async fn measure(
     };
     let (police, shelter) = (ep("bg-police-sofia")?, ep("bg-shelter-sofia")?);
     let driver = Driver::setup(police, shelter).await?;
-    let mut raw = RawJs::connect(fed.nats_url()).await?;
+    let mut raw = RawJs::start().await?;
     let rounds = opts.pick(6, 2);
     let mut figures = Vec::new();
     if opts.wants("P1") {

@@ -1,9 +1,13 @@
 //! The raw JetStream baseline of P1 and P2: what the broker alone costs.
 //!
-//! On the same nats-server as the agencies, a stream with exactly the event
+//! On a nats-server of its own, started exactly as the federation's (the
+//! same pinned binary and launcher defaults: JetStream with file storage
+//! and the server's sync settings) but without the federation's users: the
+//! agencies' broker users may only touch their own consumers (per-agency
+//! permissions, `waymark_federation::natsauth`), so the baseline cannot run
+//! on theirs. On it, a stream with exactly the event
 //! stream's settings (`waymark_bus::provision::event_stream`: file storage,
-//! limits retention, the same replicas, age and duplicate window; the
-//! server's sync settings are the federation's) but its own name and
+//! limits retention, the same replicas, age and duplicate window) but its own name and
 //! subjects, and a durable pull consumer made by the bus's own
 //! `provision::durable` (explicit acks, the same ack wait and pending
 //! limit), read in batches as the inbox reads. Publishers await each
@@ -31,15 +35,28 @@ pub(crate) const MESSAGE_BYTES: usize = 600;
 /// The raw stream and its settings.
 pub(crate) struct RawJs {
     js: Js,
+    /// The baseline's own server (stopped when this is dropped) and its store.
+    _server: waymark_testkit::NatsServer,
+    _store: tempfile::TempDir,
     cfg: BusConfig,
     stream: jetstream::stream::Stream,
     rounds: u64,
 }
 
 impl RawJs {
-    /// Connects and provisions the raw stream.
-    pub(crate) async fn connect(nats_url: &str) -> anyhow::Result<Self> {
-        let client = async_nats::connect(nats_url)
+    /// Starts the baseline's server, connects and provisions the raw stream.
+    pub(crate) async fn start() -> anyhow::Result<Self> {
+        let store = tempfile::tempdir().context("creating the raw server's store")?;
+        let dir = store.path().to_owned();
+        let server = tokio::task::spawn_blocking(move || {
+            waymark_testkit::NatsServer::builder()
+                .name("bench-raw")
+                .store_dir(dir)
+                .start()
+        })
+        .await?
+        .context("starting the raw baseline's nats-server")?;
+        let client = async_nats::connect(server.url())
             .await
             .context("connecting to nats-server")?;
         let js = jetstream::new(client);
@@ -52,6 +69,8 @@ impl RawJs {
             .context("creating the raw stream")?;
         Ok(Self {
             js,
+            _server: server,
+            _store: store,
             cfg,
             stream,
             rounds: 0,
