@@ -152,3 +152,37 @@ fn keys_make_a_signed_manifest_with_encryption_keys() {
     assert!(err.contains("signing key"), "{err}");
     assert!(!dir.path().join("bad.toml").exists());
 }
+
+/// `waymark bench --quick` runs the end-to-end figures against real agency
+/// processes and the raw baseline (a smoke run: figures not meaningful in a
+/// debug build, but the harness must work: it once failed on the broker's
+/// per-agency permissions and nothing noticed).
+#[test]
+fn bench_quick_runs_p1_and_p2_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = waymark()
+        .args(["bench", "--quick", "--only", "P1,P2", "--json", "--out"])
+        .arg(dir.path().join("b.md"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = figures
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 3, "P1, P2 p50, P2 p99: {names:?}");
+    assert!(names[0].contains("end-to-end events/s"), "{names:?}");
+    assert!(names[2].contains("p99"), "{names:?}");
+    for f in figures.as_array().unwrap() {
+        assert!(f["ours"].as_f64().unwrap() > 0.0, "{f}");
+        assert!(f["baseline"].as_f64().unwrap() > 0.0, "{f}");
+    }
+}
