@@ -82,7 +82,8 @@ use waymark_types::{AgencyId, AgencyKind, CaseId, EventId, Timestamp};
 
 use crate::merkle::Hash;
 use crate::store::{
-    Batch, JournalStore, OutboxItem, StoreError, StoredCheckpoint, StoredCosignature, StoredEntry,
+    Batch, JournalStore, OutboxItem, RequestRecord, StoreError, StoredCheckpoint,
+    StoredCosignature, StoredEntry,
 };
 use crate::{ExportMeta, Journal, JournalConfig, SledConfig, SledStore, verify_journal};
 
@@ -238,6 +239,12 @@ impl<S: JournalStore> JournalStore for Counting<S> {
     }
     fn event_seq(&self, e: &EventId) -> Result<Option<u64>, StoreError> {
         self.inner.event_seq(e)
+    }
+    fn request_record(&self, k: &[u8]) -> Result<Option<RequestRecord>, StoreError> {
+        self.inner.request_record(k)
+    }
+    fn uncased_seqs(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        self.inner.uncased_seqs(after, limit)
     }
     fn outbox(&self, after: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         self.inner.outbox(after, limit)

@@ -10,7 +10,8 @@ use waymark_types::{AgencyId, CaseId, EventId};
 
 use crate::merkle::{self, Frontier};
 use crate::store::{
-    Batch, JournalStore, OutboxItem, StoredCheckpoint, StoredCosignature, StoredEntry,
+    Batch, JournalStore, OutboxItem, RequestRecord, StoredCheckpoint, StoredCosignature,
+    StoredEntry,
 };
 
 fn entries(frontier: &mut Frontier, from: u64, n: u64, case: Option<CaseId>) -> Vec<StoredEntry> {
@@ -110,6 +111,11 @@ pub fn run<S: JournalStore>(dir: &Path, mut open: impl FnMut(&Path) -> S) {
             witness: shelter.clone(),
             envelope: b"cosig".to_vec(),
         }],
+        requests: vec![RequestRecord {
+            key: b"OpenCase\0k-1".to_vec(),
+            seq: 5,
+            value: b"fingerprint".to_vec(),
+        }],
         ..Batch::default()
     };
     s.commit(&batch).unwrap();
@@ -193,6 +199,20 @@ pub fn run<S: JournalStore>(dir: &Path, mut open: impl FnMut(&Path) -> S) {
     assert!(
         s.cosignatures(3).unwrap().is_empty(),
         "no cosignature for size 3"
+    );
+    assert_eq!(
+        s.request_record(b"OpenCase\0k-1").unwrap(),
+        Some(RequestRecord {
+            key: b"OpenCase\0k-1".to_vec(),
+            seq: 5,
+            value: b"fingerprint".to_vec(),
+        }),
+        "request record survives reopen"
+    );
+    assert_eq!(
+        s.request_record(b"OpenCase\0k-2").unwrap(),
+        None,
+        "unknown request keys are absent"
     );
 
     // Merkle nodes: the root from stored nodes equals the in-memory frontier's.

@@ -22,6 +22,10 @@ pub enum JournalError {
     /// The envelope or event to append is malformed.
     #[error("cannot journal this envelope: {0}")]
     BadEnvelope(&'static str),
+    /// A request record's key is empty or longer than
+    /// [`RequestRecord::MAX_KEY`](crate::RequestRecord::MAX_KEY) bytes.
+    #[error("a request record key must be 1 to 512 bytes")]
+    BadRequestKey,
     /// A receipt names an event this journal never originated.
     #[error("the completed event {0} is not in this journal")]
     UnknownCompletedEvent(waymark_types::EventId),

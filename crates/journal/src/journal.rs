@@ -17,7 +17,7 @@
 //! Readers only ever see committed (durable) state, because reads go to the
 //! store and batches become visible in the store only after their fsync.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use prost::Message;
@@ -34,7 +34,8 @@ use waymark_types::{AgencyId, CaseId, EventId, Timestamp};
 use crate::error::{JournalError, store};
 use crate::merkle::{self, Frontier, Hash, NodeSource};
 use crate::store::{
-    Batch, JournalStore, OutboxItem, StoreError, StoredCheckpoint, StoredCosignature, StoredEntry,
+    Batch, JournalStore, OutboxItem, RequestRecord, StoreError, StoredCheckpoint,
+    StoredCosignature, StoredEntry,
 };
 
 /// Journal settings.
@@ -85,6 +86,21 @@ impl Appended {
     }
 }
 
+/// An append ordered but not yet known durable ([`Journal::stage_received`]).
+#[must_use = "a staged append is durable only once `Journal::wait_staged` (or a later append) returned"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staged {
+    appended: Appended,
+    ticket: u64,
+}
+
+impl Staged {
+    /// What the append will be once durable: its seq, new or existing.
+    pub fn appended(&self) -> Appended {
+        self.appended
+    }
+}
+
 #[derive(Debug)]
 struct State {
     next_seq: u64,
@@ -95,15 +111,29 @@ struct State {
     durable_ticket: u64,
     /// Tickets up to this one are in a batch a leader has taken.
     taken_ticket: u64,
+    /// Batches taken by a leader and not finished yet, oldest first:
+    /// (generation, last ticket in it).
+    in_flight: VecDeque<(u64, u64)>,
+    /// Generation of the batch being gathered (the next one to be taken).
+    pending_gen: u64,
     pending_events: HashMap<EventId, u64>,
     pending_outbox: HashSet<(u64, AgencyId)>,
     pending_removed: HashSet<(u64, AgencyId)>,
+    /// Request records of staged, not yet committed entries, by key.
+    pending_requests: HashMap<Vec<u8>, RequestRecord>,
     failed: Option<String>,
     /// A leader is committing right now.
     committing: bool,
     /// Size covered by the latest checkpoint (0 if none).
     last_checkpoint: u64,
 }
+
+/// Condition variables the appenders wait on, one per batch generation
+/// modulo this. At most four generations are alive at once (one finishing,
+/// one applying its index update, one writing, one gathering), so waiters of
+/// different live batches never share one; sharing would only cost spurious
+/// wake-ups, never a lost one (every waiter re-checks under the lock).
+pub(crate) const WAKE_SLOTS: usize = 8;
 
 /// One agency's journal over a [`JournalStore`].
 #[derive(Debug)]
@@ -112,8 +142,11 @@ pub struct Journal<S: JournalStore> {
     config: JournalConfig,
     signer: Option<AgencyKey>,
     state: Mutex<State>,
-    /// Signalled whenever a commit ends.
-    committed: Condvar,
+    /// Wake-ups per batch generation (`generation % WAKE_SLOTS`): the
+    /// waiters of one batch sleep on their own condition variable, so a
+    /// commit step wakes only the appenders it concerns (see
+    /// `journal_commit.rs`).
+    wake: [Condvar; WAKE_SLOTS],
     checkpoint_lock: Mutex<()>,
 }
 
@@ -175,6 +208,8 @@ struct Draft {
     event_id: Option<EventId>,
     outbox_to: Option<AgencyId>,
     completes: Option<(EventId, AgencyId)>,
+    /// The request record to commit with the entry: (key, value).
+    request: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl<S: JournalStore> Journal<S> {
@@ -222,14 +257,17 @@ impl<S: JournalStore> Journal<S> {
                 next_ticket: 0,
                 durable_ticket: 0,
                 taken_ticket: 0,
+                in_flight: VecDeque::new(),
+                pending_gen: 0,
                 pending_events: HashMap::new(),
                 pending_outbox: HashSet::new(),
                 pending_removed: HashSet::new(),
+                pending_requests: HashMap::new(),
                 failed: None,
                 committing: false,
                 last_checkpoint,
             }),
-            committed: Condvar::new(),
+            wake: std::array::from_fn(|_| Condvar::new()),
             checkpoint_lock: Mutex::new(()),
         })
     }
@@ -274,6 +312,7 @@ impl<S: JournalStore> Journal<S> {
             event_id: Some(f.event_id),
             outbox_to: f.recipient,
             completes: None,
+            request: None,
         })
     }
 
@@ -299,6 +338,90 @@ impl<S: JournalStore> Journal<S> {
             event_id: Some(f.event_id),
             outbox_to: None,
             completes: completes.map(|c| (c, f.sender)),
+            request: None,
+        })
+    }
+
+    /// [`Journal::append_originated`] for a client's request: commits the
+    /// request record `(request_key, value)` atomically with the entry (see
+    /// [`RequestRecord`]), so that a retry of the request, even after a crash,
+    /// finds exactly what was recorded, with no durable write of its own
+    /// before the entry's.
+    ///
+    /// If a record under `request_key` exists (committed, or staged by a
+    /// concurrent call), nothing is appended: the result is
+    /// [`Appended::Existing`] with that record's entry seq, once it is
+    /// durable; read the record with [`Journal::request_record`] to tell the
+    /// two cases apart. As for any append, the same event id appended again
+    /// is [`Appended::Existing`] too.
+    ///
+    /// # Errors
+    /// [`JournalError::BadEnvelope`]; [`JournalError::BadRequestKey`] for an
+    /// empty key or one over [`RequestRecord::MAX_KEY`] bytes; store or
+    /// commit failures.
+    pub fn append_originated_for_request(
+        &self,
+        envelope: &[u8],
+        at: Timestamp,
+        request_key: &[u8],
+        value: &[u8],
+    ) -> Result<Appended, JournalError> {
+        if request_key.is_empty() || request_key.len() > RequestRecord::MAX_KEY {
+            return Err(JournalError::BadRequestKey);
+        }
+        let f = event_facts(envelope)?;
+        self.append(Draft {
+            entry: entry(EntryKind::Originated, at, envelope.to_vec(), f.case_id),
+            case_id: f.case_id,
+            event_id: Some(f.event_id),
+            outbox_to: f.recipient,
+            completes: None,
+            request: Some((request_key.to_vec(), value.to_vec())),
+        })
+    }
+
+    /// The request record under `key`: committed, or staged by an append
+    /// still in progress (its entry is then durable once that append
+    /// returns).
+    ///
+    /// # Errors
+    /// A store read failure.
+    pub fn request_record(&self, key: &[u8]) -> Result<Option<RequestRecord>, JournalError> {
+        if let Some(r) = self.lock()?.pending_requests.get(key) {
+            return Ok(Some(r.clone()));
+        }
+        // Committed since (or long ago): the store has it.
+        self.store
+            .request_record(key)
+            .map_err(store("reading a request record"))
+    }
+
+    /// [`Journal::append_received`] without waiting for the commit: the
+    /// entry is ordered (its seq is in the returned [`Staged`]) and will be in
+    /// the next commit, but is not known durable until
+    /// [`Journal::wait_staged`] returns, or any append made after this call
+    /// returns (commits are durable in order). This lets a receiver journal
+    /// an event and the receipt naming its seq in one commit (one fsync)
+    /// instead of two in a row; nothing derived from a staged entry may leave
+    /// the process before one of those waits returned.
+    ///
+    /// # Errors
+    /// As [`Journal::append_received`], except commit failures, which the
+    /// wait reports.
+    pub fn stage_received(
+        &self,
+        envelope: &[u8],
+        at: Timestamp,
+        completes: Option<EventId>,
+    ) -> Result<Staged, JournalError> {
+        let f = event_facts(envelope)?;
+        self.stage(Draft {
+            entry: entry(EntryKind::Received, at, envelope.to_vec(), f.case_id),
+            case_id: f.case_id,
+            event_id: Some(f.event_id),
+            outbox_to: None,
+            completes: completes.map(|c| (c, f.sender)),
+            request: None,
         })
     }
 
@@ -319,6 +442,7 @@ impl<S: JournalStore> Journal<S> {
             event_id: None,
             outbox_to: None,
             completes: None,
+            request: None,
         })
     }
 
@@ -344,6 +468,7 @@ impl<S: JournalStore> Journal<S> {
             event_id: None,
             outbox_to: None,
             completes: None,
+            request: None,
         })
     }
 
@@ -364,6 +489,7 @@ impl<S: JournalStore> Journal<S> {
             event_id: None,
             outbox_to: None,
             completes: None,
+            request: None,
         })
     }
 }

@@ -16,8 +16,21 @@
 
 use super::*;
 
+/// The wake-up slot of a batch generation.
+fn slot(generation: u64) -> usize {
+    (generation % WAKE_SLOTS as u64) as usize
+}
+
 impl<S: JournalStore> Journal<S> {
     pub(super) fn append(&self, d: Draft) -> Result<Appended, JournalError> {
+        let staged = self.stage(d)?;
+        self.wait_durable(staged.ticket)?;
+        Ok(staged.appended)
+    }
+
+    /// Orders `d` (assigns its seq and queues it for the next commit)
+    /// without waiting for the commit.
+    pub(super) fn stage(&self, d: Draft) -> Result<Staged, JournalError> {
         let ticket;
         let result;
         {
@@ -35,10 +48,28 @@ impl<S: JournalStore> Journal<S> {
                         .map_err(store("reading the event index"))?,
                 };
                 if let Some(seq) = existing {
-                    let t = st.next_ticket;
-                    drop(st);
-                    self.wait_durable(t)?;
-                    return Ok(Appended::Existing { seq });
+                    // Possibly still pending: durable with what is pending now.
+                    return Ok(Staged {
+                        appended: Appended::Existing { seq },
+                        ticket: st.next_ticket,
+                    });
+                }
+            }
+            // A request already answered (or being answered) appends nothing.
+            if let Some((key, _)) = &d.request {
+                let existing = match st.pending_requests.get(key) {
+                    Some(r) => Some(r.seq),
+                    None => self
+                        .store
+                        .request_record(key)
+                        .map_err(store("reading a request record"))?
+                        .map(|r| r.seq),
+                };
+                if let Some(seq) = existing {
+                    return Ok(Staged {
+                        appended: Appended::Existing { seq },
+                        ticket: st.next_ticket,
+                    });
                 }
             }
             let remove = match &d.completes {
@@ -86,6 +117,11 @@ impl<S: JournalStore> Journal<S> {
                 st.pending_removed.insert(k.clone());
                 st.pending.outbox_remove.push(k);
             }
+            if let Some((key, value)) = d.request {
+                let r = RequestRecord { key, seq, value };
+                st.pending_requests.insert(r.key.clone(), r.clone());
+                st.pending.requests.push(r);
+            }
             st.pending.entries.push(StoredEntry {
                 seq,
                 bytes,
@@ -98,14 +134,40 @@ impl<S: JournalStore> Journal<S> {
             ticket = st.next_ticket;
             result = Appended::New { seq, hash };
         }
-        self.wait_durable(ticket)?;
-        Ok(result)
+        Ok(Staged {
+            appended: result,
+            ticket,
+        })
+    }
+
+    /// Waits until a [`Journal::stage_received`] append is durable and
+    /// visible, and returns it. Returns at once if a later append of the
+    /// caller's already returned (batches are durable in order).
+    ///
+    /// # Errors
+    /// A commit failure, or [`JournalError::Failed`] after an earlier one.
+    pub fn wait_staged(&self, staged: Staged) -> Result<Appended, JournalError> {
+        self.wait_durable(staged.ticket)?;
+        Ok(staged.appended)
     }
 
     /// Returns once everything up to `ticket` is durable and visible. If no
     /// commit is writing and this ticket is not in flight yet, this thread
     /// becomes the leader and commits everything pending; otherwise it sleeps
-    /// on the condition variable until a commit step ends, then checks again.
+    /// until its batch's generation is signalled, then checks again.
+    ///
+    /// # Wake-ups
+    /// Every batch has a generation; its appenders sleep on
+    /// `wake[generation % WAKE_SLOTS]`. A finished batch wakes only its own
+    /// appenders (`notify_all` on its slot), and when the writer's slot frees
+    /// up (the batch is durable, its index update still running) exactly one
+    /// appender of the gathering batch is woken to lead it (`notify_one`).
+    /// With one condition variable for all, every commit step woke every
+    /// waiting appender: with 16 appenders on two cores that thundering herd
+    /// cost more CPU than the commit itself. Every waiter re-checks its
+    /// condition under the lock, so a wake-up that is not for it is harmless,
+    /// and the state changes before the signal under the same lock, so none
+    /// is lost.
     fn wait_durable(&self, ticket: u64) -> Result<(), JournalError> {
         let mut st = self.lock()?;
         loop {
@@ -118,8 +180,12 @@ impl<S: JournalStore> Journal<S> {
             // Wait while a leader writes, or while the batch holding this
             // ticket is already in flight (durable, its index update running).
             if st.committing || st.taken_ticket >= ticket {
-                st = self
-                    .committed
+                let generation = st
+                    .in_flight
+                    .iter()
+                    .find(|(_, upto)| *upto >= ticket)
+                    .map_or(st.pending_gen, |(g, _)| *g);
+                st = self.wake[slot(generation)]
                     .wait(st)
                     .map_err(|_| JournalError::Failed("a journal thread panicked".into()))?;
                 continue;
@@ -128,6 +194,9 @@ impl<S: JournalStore> Journal<S> {
             let batch = std::mem::take(&mut st.pending);
             let upto = st.next_ticket;
             st.taken_ticket = upto;
+            let generation = st.pending_gen;
+            st.pending_gen += 1;
+            st.in_flight.push_back((generation, upto));
             drop(st);
             // Once the batch is durable, let the next leader start its write
             // and sync while this batch's index update runs.
@@ -136,12 +205,13 @@ impl<S: JournalStore> Journal<S> {
                 if let Ok(mut st) = self.state.lock() {
                     st.committing = false;
                     released = true;
+                    self.wake[slot(st.pending_gen)].notify_one();
                 }
-                self.committed.notify_all();
             });
             st = self.lock()?;
             if !released {
                 st.committing = false;
+                self.wake[slot(st.pending_gen)].notify_one();
             }
             match outcome {
                 Ok(()) => {
@@ -167,11 +237,25 @@ impl<S: JournalStore> Journal<S> {
                         st.pending_removed.remove(k);
                         st.pending_outbox.remove(k);
                     }
-                    self.committed.notify_all();
+                    for r in &batch.requests {
+                        st.pending_requests.remove(&r.key);
+                    }
+                    // Wake this batch's appenders, and those of any earlier
+                    // batch this one overtook (they are durable too).
+                    let durable = st.durable_ticket;
+                    st.in_flight.retain(|&(g, u)| {
+                        let done = g == generation || u <= durable;
+                        if done {
+                            self.wake[slot(g)].notify_all();
+                        }
+                        !done
+                    });
                 }
                 Err(e) => {
                     st.failed = Some(e.to_string());
-                    self.committed.notify_all();
+                    for w in &self.wake {
+                        w.notify_all();
+                    }
                     return Err(JournalError::Store {
                         step: "committing a batch",
                         source: e,

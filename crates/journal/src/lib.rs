@@ -42,9 +42,9 @@ mod wal_codec;
 
 pub use error::JournalError;
 pub use export::{ExportMeta, MAGIC, export};
-pub use journal::{Appended, Journal, JournalConfig};
+pub use journal::{Appended, Journal, JournalConfig, Staged};
 pub use sled_store::{SledConfig, SledStore};
-pub use store::{Batch, JournalStore, OutboxItem, StoreError};
+pub use store::{Batch, JournalStore, OutboxItem, RequestRecord, StoreError};
 pub use verify::{
     VerifyFailure, VerifyProblem, VerifySummary, import, verify_export, verify_journal,
 };

@@ -42,6 +42,7 @@
 //! | `n` seq:8 | empty (entries about no case: witnessed checkpoints, capacity, quarantine) |
 //! | `i` event:16 | seq:8 (event-id dedup index) |
 //! | `o` seq:8 recipient | event:16 (outbox) |
+//! | `r` request key | seq:8, value (request record, committed with its entry; `Journal::append_originated_for_request`) |
 //! | `k` size:8 | checkpoint envelope |
 //! | `w` size:8 witness | cosignature envelope |
 //! | `m` `head` | size:8, wal_end:8 |
@@ -69,7 +70,8 @@ use waymark_types::{AgencyId, CaseId, EventId};
 
 use crate::merkle::Hash;
 use crate::store::{
-    Batch, JournalStore, OutboxItem, StoreError, StoredCheckpoint, StoredCosignature, StoredEntry,
+    Batch, JournalStore, OutboxItem, RequestRecord, StoreError, StoredCheckpoint,
+    StoredCosignature, StoredEntry,
 };
 use crate::wal::Wal;
 use crate::wal_codec;
@@ -283,6 +285,12 @@ impl SledStore {
                 c.envelope.as_slice(),
             );
         }
+        for r in &batch.requests {
+            let mut v = Vec::with_capacity(8 + r.value.len());
+            v.extend_from_slice(&r.seq.to_be_bytes());
+            v.extend_from_slice(&r.value);
+            b.insert(key(b'r', &r.key, &[]), v);
+        }
         let mut head = [0u8; 16];
         head[..8].copy_from_slice(&size.to_be_bytes());
         head[8..].copy_from_slice(&wal_end.to_be_bytes());
@@ -404,6 +412,22 @@ impl JournalStore for SledStore {
         match v {
             Some(v) if v.len() == 8 => Ok(Some(be(&v))),
             Some(_) => Err(StoreError::Corrupt("event index value is malformed".into())),
+            None => Ok(None),
+        }
+    }
+
+    fn request_record(&self, k: &[u8]) -> Result<Option<RequestRecord>, StoreError> {
+        let v = self
+            .db
+            .get(key(b'r', k, &[]))
+            .map_err(sled_err("reading a request record"))?;
+        match v {
+            Some(v) if v.len() >= 8 => Ok(Some(RequestRecord {
+                key: k.to_vec(),
+                seq: be(&v[..8]),
+                value: v[8..].to_vec(),
+            })),
+            Some(_) => Err(StoreError::Corrupt("request record is malformed".into())),
             None => Ok(None),
         }
     }

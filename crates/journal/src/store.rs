@@ -72,6 +72,30 @@ pub struct Batch {
     pub checkpoints: Vec<StoredCheckpoint>,
     /// New cosignatures.
     pub cosignatures: Vec<StoredCosignature>,
+    /// Request records of entries in this batch (see [`RequestRecord`]).
+    pub requests: Vec<RequestRecord>,
+}
+
+/// What a client's request was answered with: an opaque key (for an agency,
+/// the RPC and the client's idempotency key), the seq of the entry the
+/// request recorded and an opaque value (the agency's request fingerprint).
+/// Committed atomically with that entry, so a retry after a crash finds it
+/// exactly when the entry exists. Bookkeeping like the outbox: it is kept in
+/// the log and the index, never in an entry, and is not evidence (exports
+/// do not carry it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// The request's key, at most [`RequestRecord::MAX_KEY`] bytes.
+    pub key: Vec<u8>,
+    /// The seq of the entry the request recorded.
+    pub seq: u64,
+    /// The caller's value.
+    pub value: Vec<u8>,
+}
+
+impl RequestRecord {
+    /// Longest key accepted.
+    pub const MAX_KEY: usize = 512;
 }
 
 impl Batch {
@@ -82,6 +106,7 @@ impl Batch {
             && self.outbox_remove.is_empty()
             && self.checkpoints.is_empty()
             && self.cosignatures.is_empty()
+            && self.requests.is_empty()
     }
 }
 
@@ -190,6 +215,12 @@ pub trait JournalStore: Send + Sync {
     /// # Errors
     /// A read failure.
     fn event_seq(&self, event: &EventId) -> Result<Option<u64>, StoreError>;
+
+    /// The committed request record under `key`, if any.
+    ///
+    /// # Errors
+    /// A read failure or a malformed record.
+    fn request_record(&self, key: &[u8]) -> Result<Option<RequestRecord>, StoreError>;
     /// Outbox items with seq > `after`, in seq order.
     ///
     /// # Errors

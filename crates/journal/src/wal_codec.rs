@@ -4,7 +4,7 @@
 use waymark_types::{AgencyId, CaseId, EventId};
 
 use crate::store::{
-    Batch, OutboxItem, StoreError, StoredCheckpoint, StoredCosignature, StoredEntry,
+    Batch, OutboxItem, RequestRecord, StoreError, StoredCheckpoint, StoredCosignature, StoredEntry,
 };
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -19,6 +19,19 @@ struct WalBatch {
     checkpoints: Vec<WalBlob>,
     #[prost(message, repeated, tag = "5")]
     cosignatures: Vec<WalBlob>,
+    /// Added with request records; frames written before have none.
+    #[prost(message, repeated, tag = "6")]
+    requests: Vec<WalRequest>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct WalRequest {
+    #[prost(bytes = "vec", tag = "1")]
+    key: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    seq: u64,
+    #[prost(bytes = "vec", tag = "3")]
+    value: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -110,6 +123,15 @@ pub(crate) fn encode(b: &Batch) -> Vec<u8> {
                 envelope: c.envelope.clone(),
             })
             .collect(),
+        requests: b
+            .requests
+            .iter()
+            .map(|r| WalRequest {
+                key: r.key.clone(),
+                seq: r.seq,
+                value: r.value.clone(),
+            })
+            .collect(),
     };
     prost::Message::encode_to_vec(&w)
 }
@@ -177,6 +199,13 @@ pub(crate) fn decode(body: &[u8]) -> Result<Batch, StoreError> {
             size: c.size,
             witness: agency(&c.witness)?,
             envelope: c.envelope,
+        });
+    }
+    for r in w.requests {
+        b.requests.push(RequestRecord {
+            key: r.key,
+            seq: r.seq,
+            value: r.value,
         });
     }
     Ok(b)
