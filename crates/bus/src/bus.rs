@@ -146,6 +146,33 @@ impl Bus {
     ///   failed;
     /// - [`SendError::Task`]: the blocking journal task panicked.
     pub async fn send(&self, event: PbEvent) -> Result<Sent, SendError> {
+        self.send_inner(event, None).await
+    }
+
+    /// [`Bus::send`] for a client's request: the journal commits the request
+    /// record `(request_key, value)` with the event, atomically
+    /// ([`Journal::append_originated_for_request`](waymark_journal::Journal::append_originated_for_request)).
+    /// If a record under `request_key` already exists, nothing is journaled
+    /// or published and the result is `new: false` with the seq of the
+    /// entry that record names; read it with
+    /// [`Journal::request_record`](waymark_journal::Journal::request_record).
+    ///
+    /// # Errors
+    /// As [`Bus::send`].
+    pub async fn send_for_request(
+        &self,
+        event: PbEvent,
+        request_key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<Sent, SendError> {
+        self.send_inner(event, Some((request_key, value))).await
+    }
+
+    async fn send_inner(
+        &self,
+        event: PbEvent,
+        request: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Sent, SendError> {
         let span = tracing::info_span!("waymark.bus.send", event_id = %event.event_id);
         let ctx = self.ctx.clone();
         async move {
@@ -170,14 +197,31 @@ impl Bus {
                     return Err(SendError::Refused(detail));
                 }
                 let env = sign_envelope(&c.key, PAYLOAD_TYPE_EVENT, event.encode_to_vec());
-                c.journal
-                    .append_originated(&env.encode_to_vec(), Timestamp::now())
-                    .map_err(|e| {
-                        if let Ok(case) = waymark_types::CaseId::parse(&event.case_id) {
-                            c.cache.invalidate(&case);
-                        }
-                        SendError::Journal(e)
-                    })
+                let bytes = env.encode_to_vec();
+                let invalidate = || {
+                    if let Ok(case) = waymark_types::CaseId::parse(&event.case_id) {
+                        c.cache.invalidate(&case);
+                    }
+                };
+                let appended = match &request {
+                    None => c.journal.append_originated(&bytes, Timestamp::now()),
+                    Some((k, v)) => {
+                        c.journal
+                            .append_originated_for_request(&bytes, Timestamp::now(), k, v)
+                    }
+                }
+                .map_err(|e| {
+                    invalidate();
+                    SendError::Journal(e)
+                })?;
+                // The check applied the event to the cached case state; an
+                // answered request journaled another event instead.
+                if request.is_some()
+                    && matches!(appended, waymark_journal::Appended::Existing { .. })
+                {
+                    invalidate();
+                }
+                Ok(appended)
             })
             .await
             .map_err(SendError::Task)??;

@@ -227,10 +227,12 @@ fn journal_one(
                     .keep(&a.event, &a.opened)
                     .map_err(|e| JournalError::Failed(format!("keeping sealed data: {e}")))?;
             }
-            let appended = ctx.journal.append_received(payload, now, a.completes)?;
-            if matches!(appended, Appended::Existing { .. }) || a.duplicate {
-                ctx.counters.duplicate();
-            }
+            // The event and its receipt go into one commit: the receipt
+            // (which names the event's seq) is appended before the event is
+            // known durable, and is durable only with it; nothing leaves
+            // before both are.
+            let staged = ctx.journal.stage_received(payload, now, a.completes)?;
+            let appended = staged.appended();
             receipt::ensure(
                 ctx,
                 &a.event,
@@ -239,6 +241,10 @@ fn journal_one(
                 ReceiptStatus::Journaled,
                 "",
             )?;
+            ctx.journal.wait_staged(staged)?;
+            if matches!(appended, Appended::Existing { .. }) || a.duplicate {
+                ctx.counters.duplicate();
+            }
             Ok(Done::Ack(a.completes))
         }
         Ok(Err(rej)) => {

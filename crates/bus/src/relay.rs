@@ -18,8 +18,11 @@
 //! case's events in the order they were sent, whatever the broker loses.
 //!
 //! Receipts (body `receipt`) are not receipted: their outbox item is removed
-//! right after the PubAck, durably, through the journal's group commit
-//! ([`Journal::complete_outbox_items`](waymark_journal::Journal::complete_outbox_items)).
+//! after the PubAck, through the journal's group commit
+//! ([`Journal::complete_outbox_items`](waymark_journal::Journal::complete_outbox_items)),
+//! in the background so that the relay is not held up by the fsync; one not
+//! removed before a stop is published again at the next start (deduplicated
+//! by event id).
 //!
 //! Publishing: at most `publish_batch` messages are in flight per chunk, far
 //! below the JetStream context's ack-permit pool (async-nats waits for a
@@ -300,12 +303,21 @@ impl Relay {
             }
         }
         if !delivered_receipts.is_empty() {
-            let ctx = self.ctx.clone();
-            let rm = delivered_receipts.clone();
-            tokio::task::spawn_blocking(move || ctx.journal.complete_outbox_items(&rm)).await??;
-            for (seq, _) in delivered_receipts {
-                self.remove(seq);
+            // Not awaited: the removal is bookkeeping, and the relay goes on
+            // publishing while it commits. The items leave the window now
+            // (the cursor is past them); if the process stops before the
+            // removal is durable, the receipts are published once more at
+            // the next start, which the broker's and the sender's dedup by
+            // event id absorb.
+            for (seq, _) in &delivered_receipts {
+                self.remove(*seq);
             }
+            let ctx = self.ctx.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = ctx.journal.complete_outbox_items(&delivered_receipts) {
+                    tracing::warn!(error = %e, "removing published receipts from the outbox failed; they will be published again");
+                }
+            });
         }
         Ok(first_error)
     }
