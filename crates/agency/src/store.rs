@@ -1,19 +1,20 @@
-//! The agency's own small store, apart from the journal: idempotency keys,
-//! personal data, the case index and the follower's cursor.
+//! The agency's own small store, apart from the journal: personal data, the
+//! case index, the follower's cursor, and idempotency keys reserved by
+//! earlier versions (read only: a request is now recorded by the journal in
+//! the commit of its entry, `Journal::append_originated_for_request`).
 //!
 //! # Why a separate store
 //! The journal is append-only evidence; nothing in it can ever be erased.
 //! Personal data must be erasable: it is stored here only as ciphertext
 //! under a per-case key kept in its own directory (`case_keys.rs`), so
-//! erasure is key destruction, whatever sled's log still holds. Idempotency
-//! keys are a back-office convenience, not
-//! evidence. So both live in their own sled database at
-//! `<journal data_dir>/agency/`, never in the journal.
+//! erasure is key destruction, whatever sled's log still holds. It lives in
+//! its own sled database at `<journal data_dir>/agency/`, never in the
+//! journal.
 //!
 //! # Key layout (one sled tree each, keys are raw bytes)
 //! | tree | key | value |
 //! |---|---|---|
-//! | `idem` | rpc name, `0x00`, idempotency key | JSON [`IdemRecord`] |
+//! | `idem` | rpc name, `0x00`, idempotency key | JSON [`IdemRecord`]; written by versions before request records, now only read |
 //! | `personal` | case id (16 bytes) | `PersonalData` encoding, ChaCha20-Poly1305 under the case's key (`case_keys.rs`), nonce first, case id as associated data |
 //! | `received` | case id (16), event id (16), section index (4 BE) | a `PersonalData` encoding another agency sealed to this one, boxed the same way |
 //! | `sealed_out` | event id (16), section index (4 BE) | case id (16), then the detached HPKE ciphertext this agency sent, boxed the same way; removed when the recipient's receipt is journaled |
@@ -25,9 +26,8 @@
 //! # Durability
 //! sled 0.34's `flush()` ends with `sync_file_range`, which is not a
 //! durability barrier (see the journal's `sled_store` docs, sled#1452). After
-//! each flush that must be durable (an idempotency reservation, personal
-//! data) this module also calls `fdatasync` on sled's `db` file, so a power
-//! loss cannot forget a reservation whose event the journal already holds.
+//! each flush that must be durable (personal data, erasure tombstones) this
+//! module also calls `fdatasync` on sled's `db` file.
 //! The case index and the cursor are rebuilt from the journal by the
 //! follower, so they are flushed lazily.
 
@@ -142,7 +142,8 @@ impl LocalStore {
             .map_err(|source| StoreError::Sync { path, source })
     }
 
-    fn idem_key(rpc: &str, key: &str) -> Vec<u8> {
+    /// The key of a request record: the RPC, a NUL, the client's key.
+    pub(crate) fn idem_key(rpc: &str, key: &str) -> Vec<u8> {
         let mut k = Vec::with_capacity(rpc.len() + 1 + key.len());
         k.extend_from_slice(rpc.as_bytes());
         k.push(0);
@@ -150,30 +151,24 @@ impl LocalStore {
         k
     }
 
-    /// Reserves `key` for `rpc` with `fresh` unless it is already taken;
-    /// returns the record that holds the key (the existing one or `fresh`).
-    /// Durable before it returns.
-    pub(crate) fn reserve(
+    /// The reservation of `key` for `rpc` made by a version before request
+    /// records moved into the journal (they were reserved here, durably,
+    /// before the event was journaled). Only read: new requests are
+    /// recorded with their journal entry.
+    pub(crate) fn legacy_idem(
         &self,
         rpc: &str,
         key: &str,
-        fresh: &IdemRecord,
-    ) -> Result<IdemRecord, StoreError> {
-        let k = Self::idem_key(rpc, key);
-        let v = serde_json::to_vec(fresh).map_err(|_| StoreError::Corrupt("idem"))?;
+    ) -> Result<Option<IdemRecord>, StoreError> {
         match self
             .idem
-            .compare_and_swap(&k, None as Option<&[u8]>, Some(v))
-            .map_err(sled_err("reserving an idempotency key"))?
+            .get(Self::idem_key(rpc, key))
+            .map_err(sled_err("reading an idempotency key"))?
         {
-            Ok(()) => {
-                self.durable()?;
-                Ok(fresh.clone())
-            }
-            Err(cas) => {
-                let cur = cas.current.ok_or(StoreError::Corrupt("idem"))?;
-                serde_json::from_slice(&cur).map_err(|_| StoreError::Corrupt("idem"))
-            }
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt("idem")),
+            None => Ok(None),
         }
     }
 
@@ -497,7 +492,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_is_reserved_once_and_survives_reopen() {
+    fn a_legacy_reservation_is_read_per_rpc_and_survives_reopen() {
         let dir = std::env::temp_dir().join(format!("wm-agency-store-{}", EventId::new()));
         let s = LocalStore::open(&dir, &dir.with_extension("keys")).unwrap();
         let a = IdemRecord {
@@ -505,20 +500,23 @@ mod tests {
             request_hash: "h".into(),
             extra: vec![],
         };
-        let b = IdemRecord {
-            event_id: "b".into(),
-            ..a.clone()
-        };
-        assert_eq!(s.reserve("OpenCase", "k", &a).unwrap(), a);
-        assert_eq!(s.reserve("OpenCase", "k", &b).unwrap(), a);
+        // As the versions before request records wrote them.
+        s.idem
+            .insert(
+                LocalStore::idem_key("OpenCase", "k"),
+                serde_json::to_vec(&a).unwrap(),
+            )
+            .unwrap();
+        s.durable().unwrap();
+        assert_eq!(s.legacy_idem("OpenCase", "k").unwrap(), Some(a.clone()));
         assert_eq!(
-            s.reserve("CloseCase", "k", &b).unwrap(),
-            b,
+            s.legacy_idem("CloseCase", "k").unwrap(),
+            None,
             "scoped per rpc"
         );
         drop(s);
         let s = LocalStore::open(&dir, &dir.with_extension("keys")).unwrap();
-        assert_eq!(s.reserve("OpenCase", "k", &b).unwrap(), a);
+        assert_eq!(s.legacy_idem("OpenCase", "k").unwrap(), Some(a));
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -39,7 +39,7 @@ use crate::agency::Core;
 use crate::common::{self, apply_send_to, case_info, field_map};
 use crate::error::ApiError;
 use crate::state::decode_event;
-use crate::store::IdemRecord;
+use crate::store::{IdemRecord, LocalStore};
 
 /// Longest accepted idempotency key, in characters (requests.proto).
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
@@ -308,36 +308,102 @@ pub(crate) async fn record(
             core.settings.max_pending_writes
         ))
     })?;
-    let fresh = IdemRecord {
-        event_id: EventId::new().to_string(),
-        request_hash: hex(&Sha256::digest(request.encode_to_vec())),
-        extra: Vec::new(),
-    };
-    let k = key.to_owned();
-    let want = fresh.request_hash.clone();
-    let idem = blocking(core, move |c| Ok(c.store.reserve(rpc, &k, &fresh)?)).await?;
-    if idem.request_hash != want {
-        return Err(ApiError::invalid(
-            "idempotency_key",
-            format!("already used for a different {rpc} request; use a new key for a new action"),
-        ));
-    }
-    let id = EventId::parse(&idem.event_id)
-        .map_err(|_| ApiError::Internal("a stored idempotency record is corrupt".into()))?;
-    if let Some(recorded) = lookup(core, id, true).await? {
+    let hash = hex(&Sha256::digest(request.encode_to_vec()));
+    let request_key = LocalStore::idem_key(rpc, key);
+    // A call with this key before: its answer is the event it recorded.
+    let earlier = earlier_call(core, rpc, key, &request_key, &hash).await?;
+    if let Some((id, _)) = earlier
+        && let Some(recorded) = lookup(core, id, true).await?
+    {
         return Ok(Recorded { recorded });
     }
-    let event = build(id)?;
+    if let Some((id, Earlier::Legacy)) = earlier {
+        // Reserved by an older version, never journaled (refused, or it
+        // stopped in between): record it now, under the reserved id.
+        let sent = core
+            .bus
+            .send(build(id)?)
+            .await
+            .map_err(|e| ApiError::from_send(e, fields))?;
+        core.grew(sent.seq);
+        let recorded = lookup(core, id, !sent.new)
+            .await?
+            .ok_or_else(|| ApiError::Internal("a sent event is not in the journal".into()))?;
+        return Ok(Recorded { recorded });
+    }
+    // New (or a concurrent call with this key is committing: the journal
+    // then answers with that call's entry once it is durable).
+    let id = EventId::new();
+    let value = serde_json::to_vec(&IdemRecord {
+        event_id: id.to_string(),
+        request_hash: hash.clone(),
+        extra: Vec::new(),
+    })
+    .map_err(|e| ApiError::Internal(format!("encoding a request record: {e}")))?;
     let sent = core
         .bus
-        .send(event)
+        .send_for_request(build(id)?, request_key.clone(), value)
         .await
         .map_err(|e| ApiError::from_send(e, fields))?;
     core.grew(sent.seq);
+    let id = if sent.new {
+        id
+    } else {
+        earlier_call(core, rpc, key, &request_key, &hash)
+            .await?
+            .map_or(id, |(other, _)| other)
+    };
     let recorded = lookup(core, id, !sent.new)
         .await?
         .ok_or_else(|| ApiError::Internal("a sent event is not in the journal".into()))?;
     Ok(Recorded { recorded })
+}
+
+/// Where an earlier call's record was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Earlier {
+    /// In the journal, committed with its entry (or being committed).
+    Journal,
+    /// In the agency store, reserved by a version before request records.
+    Legacy,
+}
+
+/// The event an earlier call with `key` recorded, if there was one; the
+/// same key with a different request is refused (`INVALID_ARGUMENT`).
+async fn earlier_call(
+    core: &Arc<Core>,
+    rpc: &'static str,
+    key: &str,
+    request_key: &[u8],
+    hash: &str,
+) -> Result<Option<(EventId, Earlier)>, ApiError> {
+    let (k, rk, want) = (key.to_owned(), request_key.to_vec(), hash.to_owned());
+    blocking(core, move |c| {
+        let found = match c.journal.request_record(&rk)? {
+            Some(r) => Some((
+                serde_json::from_slice::<IdemRecord>(&r.value).map_err(|_| {
+                    ApiError::Internal("a journaled request record is corrupt".into())
+                })?,
+                Earlier::Journal,
+            )),
+            None => c.store.legacy_idem(rpc, &k)?.map(|r| (r, Earlier::Legacy)),
+        };
+        let Some((record, from)) = found else {
+            return Ok(None);
+        };
+        if record.request_hash != want {
+            return Err(ApiError::invalid(
+                "idempotency_key",
+                format!(
+                    "already used for a different {rpc} request; use a new key for a new action"
+                ),
+            ));
+        }
+        let id = EventId::parse(&record.event_id)
+            .map_err(|_| ApiError::Internal("a stored idempotency record is corrupt".into()))?;
+        Ok(Some((id, from)))
+    })
+    .await
 }
 
 /// The `RecordedEvent` of `id` if the journal holds it.
