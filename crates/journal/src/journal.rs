@@ -148,6 +148,30 @@ pub struct Journal<S: JournalStore> {
     /// `journal_commit.rs`).
     wake: [Condvar; WAKE_SLOTS],
     checkpoint_lock: Mutex<()>,
+    /// Told the journal's size after every commit that made entries
+    /// visible ([`Journal::on_grow`]).
+    grow: GrowListeners,
+}
+
+/// Callbacks run after a commit made entries visible.
+#[derive(Default)]
+struct GrowListeners(Mutex<Vec<Box<dyn Fn(u64) + Send + Sync>>>);
+
+impl std::fmt::Debug for GrowListeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |v| v.len());
+        write!(f, "GrowListeners({n})")
+    }
+}
+
+impl GrowListeners {
+    fn notify(&self, size: u64) {
+        if let Ok(v) = self.0.lock() {
+            for f in v.iter() {
+                f(size);
+            }
+        }
+    }
 }
 
 /// Reads Merkle nodes from a store.
@@ -269,6 +293,7 @@ impl<S: JournalStore> Journal<S> {
             }),
             wake: std::array::from_fn(|_| Condvar::new()),
             checkpoint_lock: Mutex::new(()),
+            grow: GrowListeners::default(),
         })
     }
 

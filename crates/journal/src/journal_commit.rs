@@ -250,6 +250,15 @@ impl<S: JournalStore> Journal<S> {
                         }
                         !done
                     });
+                    if !batch.entries.is_empty() {
+                        drop(st);
+                        // Visible now; the size read is the store's, so a
+                        // listener never hears of an entry it cannot read.
+                        if let Ok(size) = self.store.size() {
+                            self.grow.notify(size);
+                        }
+                        st = self.lock()?;
+                    }
                 }
                 Err(e) => {
                     st.failed = Some(e.to_string());
@@ -262,6 +271,20 @@ impl<S: JournalStore> Journal<S> {
                     });
                 }
             }
+        }
+    }
+
+    /// Registers `f` to be told the journal's size after every commit that
+    /// made new entries visible, whoever appended them (this process's
+    /// writes, received events, receipts, quarantine, checkpoints). It runs
+    /// on the committing thread, outside the journal's locks, so it must be
+    /// quick and must not block: wake something up (a
+    /// `tokio::sync::watch::Sender::send_if_modified`, a condition variable)
+    /// and return. Sizes only grow, but two commits finishing together may
+    /// report them out of order: keep the maximum.
+    pub fn on_grow(&self, f: impl Fn(u64) + Send + Sync + 'static) {
+        if let Ok(mut v) = self.grow.0.lock() {
+            v.push(Box::new(f));
         }
     }
 

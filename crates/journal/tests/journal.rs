@@ -369,6 +369,38 @@ fn a_staged_entry_is_durable_with_the_next_append_and_in_its_commit() {
     verify_journal(&j, &meta(&key), &ring(&[&shelter_key])).unwrap();
 }
 
+/// A grow listener hears every commit that made entries visible, with a
+/// size it can already read, and nothing for a commit without entries.
+#[test]
+fn grow_listeners_hear_each_commit_with_a_readable_size() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let key = AgencyKey::generate();
+    let shelter_key = AgencyKey::generate();
+    let j = Arc::new(open(dir.path(), &key));
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    j.on_grow({
+        let (heard, j) = (heard.clone(), Arc::downgrade(&j));
+        move |size| {
+            // Readable at once: the listener runs after the batch is visible.
+            let j = j.upgrade().unwrap();
+            assert!(j.entry(size).unwrap().is_some(), "entry {size} not readable");
+            heard.lock().unwrap().push(size);
+        }
+    });
+    let case = CaseId::new();
+    let (_, sent) = event(&key, "police-a", "shelter-b", Some(case));
+    j.append_originated(&sent, t(1)).unwrap();
+    let (_, received) = event(&shelter_key, "shelter-b", "police-a", Some(case));
+    j.append_received(&received, t(2), None).unwrap();
+    assert_eq!(*heard.lock().unwrap(), vec![1, 2]);
+    // An outbox removal commits no entry: nothing to hear.
+    assert!(j.complete_outbox(1, &"shelter-b".parse().unwrap()).unwrap());
+    // A duplicate appends nothing either.
+    j.append_received(&received, t(3), None).unwrap();
+    assert_eq!(*heard.lock().unwrap(), vec![1, 2]);
+}
+
 /// Many appenders on few cores, staged and plain, waiting on per-batch
 /// wake-ups: every append returns, the journal is gapless and verifies.
 #[test]
