@@ -41,8 +41,9 @@ pub struct AgencySettings {
     /// Items buffered per inbox or journal stream before the producer waits
     /// for the client (backpressure).
     pub stream_buffer: usize,
-    /// How often the follower checks the journal size for entries written by
-    /// the bus (see the crate docs: the bus exposes no append notification yet).
+    /// How often the follower checks the journal size even if no commit
+    /// woke it (a safety net: every journal commit wakes it at once through
+    /// `Journal::on_grow`).
     pub follow_interval: Duration,
     /// Case views kept in memory.
     pub case_cache: usize,
@@ -69,7 +70,7 @@ impl AgencySettings {
             rule_set: RuleSetRef::new("coe-cets197", 1),
             max_pending_writes: 1024,
             stream_buffer: 64,
-            follow_interval: Duration::from_millis(50),
+            follow_interval: Duration::from_millis(500),
             case_cache: 10_000,
             journal_cache_bytes: SledConfig::default().cache_capacity,
             encryption_key: None,
@@ -137,14 +138,20 @@ pub(crate) struct Core {
 impl Core {
     /// Wakes inbox streams and the follower: the journal holds `size` entries.
     pub(crate) fn grew(&self, size: u64) {
-        self.grown.send_if_modified(|v| {
-            let more = size > *v;
-            if more {
-                *v = size;
-            }
-            more
-        });
+        bump(&self.grown, size);
     }
+}
+
+/// Raises the journal size `grown` announces to `size`, waking its
+/// receivers, unless it is there already.
+fn bump(grown: &watch::Sender<u64>, size: u64) {
+    grown.send_if_modified(|v| {
+        let more = size > *v;
+        if more {
+            *v = size;
+        }
+        more
+    });
 }
 
 /// One running agency: bus, journal, local store and follower. Serve it with
@@ -201,6 +208,13 @@ impl Agency {
         let local = LocalStore::open(&dir.join("agency"), &dir.join("case-keys"))
             .map_err(StartError::Store)?;
         let size = journal.size().map_err(StartError::Journal)?;
+        // Every commit, whoever made it (the bus journals received events
+        // and receipts), wakes the follower and the inbox streams at once.
+        let grown = watch::Sender::new(size);
+        journal.on_grow({
+            let grown = grown.clone();
+            move |size| bump(&grown, size)
+        });
         let cancel = shutdown.token().clone();
         let bus = Arc::new(Bus::start(
             settings.bus.clone(),
@@ -221,7 +235,7 @@ impl Agency {
             directory,
             key,
             cases: Cases::new(me.clone(), settings.case_cache),
-            grown: watch::Sender::new(size),
+            grown,
             writes: Semaphore::new(settings.max_pending_writes),
             cancel: cancel.clone(),
             settings,

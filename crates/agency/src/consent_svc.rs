@@ -114,7 +114,7 @@ impl ConsentSvc {
                 if let Some(B::ConsentWithdrawn(w)) = &mut e.body {
                     w.effective_at = Some(effective_at.unwrap_or(at));
                 }
-                let first = to_notify(&c, info.state, &e)?.into_iter().next();
+                let first = to_notify(&c, info.state.clone(), &e)?.into_iter().next();
                 if let Some(to) = first {
                     let kind = c
                         .directory

@@ -20,11 +20,11 @@
 //! - wakes inbox streams (`Core::grown`).
 //!
 //! # Wake-ups
-//! Writes through this crate bump `Core::grown` at once. Entries the bus
-//! appends (received events, receipts, quarantine) have no notification in
-//! the bus or journal API yet, so the follower also reads `Journal::size`
-//! (an atomic load) every `follow_interval`: one cheap check per agency, not
-//! per stream. Replace with the bus's append notification when it exists.
+//! Every journal commit, whoever made it (this crate's writes, or the bus
+//! journaling received events, receipts and quarantine), bumps `Core::grown`
+//! through `Journal::on_grow`, which wakes the follower and every inbox
+//! stream at once. The follower also looks every `follow_interval` as a
+//! safety net (one atomic load).
 //!
 //! The cursor is kept in the agency store; every step is idempotent, so
 //! redoing entries after a crash is harmless.

@@ -2,8 +2,8 @@
 //!
 //! Items are the journal's RECEIVED entries (and QUARANTINED ones on
 //! request) after `after_cursor`, in journal order; the cursor is the entry's
-//! seq. After the backlog the stream waits on `Core::grown` (bumped by every
-//! write and by the follower, see `follow.rs`) for new entries: no polling per
+//! seq. After the backlog the stream waits on `Core::grown` (bumped after
+//! every journal commit, `Journal::on_grow`) for new entries: no polling per
 //! stream. Each stream has its own producer task feeding a bounded channel,
 //! so a slow client makes its producer wait (backpressure) and nothing is
 //! dropped or skipped. Streams end cleanly (status OK) when the agency shuts

@@ -11,7 +11,7 @@
 //! and previews.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prost::Message;
 use waymark_journal::{Journal, JournalError, SledStore};
@@ -36,7 +36,10 @@ pub(crate) struct CaseInfo {
 pub(crate) struct Cases {
     me: AgencyId,
     cap: usize,
-    map: Mutex<HashMap<CaseId, CaseInfo>>,
+    /// Shared with the callers that read a view: a catch-up copies a view
+    /// only while a caller still holds it (`Arc::make_mut`), so a read costs
+    /// a reference count, not a copy of a state that grows with the case.
+    map: Mutex<HashMap<CaseId, Arc<CaseInfo>>>,
 }
 
 impl Cases {
@@ -55,7 +58,7 @@ impl Cases {
         journal: &Journal<SledStore>,
         rules: &RuleSets,
         case: CaseId,
-    ) -> Result<Option<CaseInfo>, JournalError> {
+    ) -> Result<Option<Arc<CaseInfo>>, JournalError> {
         let mut map = self
             .map
             .lock()
@@ -63,17 +66,20 @@ impl Cases {
         if map.len() >= self.cap && !map.contains_key(&case) {
             map.clear();
         }
-        let c = map.entry(case).or_insert_with(|| CaseInfo {
-            state: CaseState::new(case, View::Agency(self.me.clone())),
-            entries: 0,
-            updated_at: None,
-            after: 0,
+        let shared = map.entry(case).or_insert_with(|| {
+            Arc::new(CaseInfo {
+                state: CaseState::new(case, View::Agency(self.me.clone())),
+                entries: 0,
+                updated_at: None,
+                after: 0,
+            })
         });
         loop {
-            let page = journal.case_entries(&case, c.after, 512)?;
+            let page = journal.case_entries(&case, shared.after, 512)?;
             let Some(last) = page.last().map(|(s, _)| *s) else {
                 break;
             };
+            let c = Arc::make_mut(shared);
             for (_, bytes) in &page {
                 if let Ok(entry) = JournalEntry::decode(bytes.as_slice()) {
                     c.entries += 1;
@@ -83,11 +89,11 @@ impl Cases {
             }
             c.after = last;
         }
-        if c.entries == 0 {
+        if shared.entries == 0 {
             map.remove(&case);
             return Ok(None);
         }
-        Ok(Some(c.clone()))
+        Ok(Some(Arc::clone(shared)))
     }
 }
 

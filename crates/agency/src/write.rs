@@ -145,7 +145,7 @@ impl Recorder {
     /// `NOT_FOUND` when the journal holds nothing about the case;
     /// `UNAVAILABLE` when the journal cannot be read.
     pub async fn case_state(&self, case: CaseId) -> Result<CaseState, ApiError> {
-        Ok(case_info(&self.0, case).await?.state)
+        Ok(case_info(&self.0, case).await?.state.clone())
     }
 
     /// The one call behind an agency-specific recording RPC about a case:
