@@ -13,9 +13,9 @@
 //! relay publishes it, the shelter verifies, checks the policy, journals it
 //! (fsync) and sends a signed receipt, police journals the receipt (fsync).
 //! The event counts once that receipt is in police's journal: a watcher
-//! reads police's `JournalService.GetEntries` from its cursor every
-//! [`POLL`] and matches receipts to referral ids (so ours includes up to
-//! one poll interval, 1 ms on average, of observation delay).
+//! follows police's `InboxService.Subscribe` stream (as a back-office system
+//! would; the agency wakes it at every journal commit) and matches receipts
+//! to referral ids.
 //!
 //! # Rounds
 //! P1: [`CALLERS`] concurrent callers, each awaiting its call, for a round;
@@ -33,12 +33,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use prost::Message;
 use tonic::transport::Channel;
 use waymark_federation::demo::api::{Agency, consent, in_days, key};
 use waymark_federation::{Federation, LaunchOptions, SAMPLE};
 use waymark_proto::v1 as pb;
-use waymark_proto::v1::journal_service_client::JournalServiceClient;
+use waymark_proto::v1::inbox_service_client::InboxServiceClient;
 use waymark_types::AgencyKind;
 
 use crate::raw_js::RawJs;
@@ -49,7 +48,7 @@ use crate::{Figure, Options, Target};
 pub const CASES: usize = 64;
 /// Concurrent callers in P1.
 pub const CALLERS: usize = 16;
-/// How often the watcher reads police's journal.
+/// How often a round checks whether all its receipts are in.
 pub const POLL: Duration = Duration::from_millis(2);
 /// P1's target: ours ≥ 0.5 × raw.
 pub const P1_TARGET: f64 = 0.5;
@@ -381,50 +380,38 @@ impl Driver {
     }
 }
 
-/// Reads police's journal from its end, forever, matching every receipt
-/// it journals to the call that caused it.
+/// Follows police's inbox (`InboxService.Subscribe`, live from its start),
+/// matching every receipt police journals to the call that caused it.
 async fn watch(channel: Channel, track: Arc<Mutex<Track>>) -> anyhow::Result<()> {
-    let mut client = JournalServiceClient::new(channel);
-    let mut next = 1u64;
-    loop {
-        let mut s = client
-            .get_entries(pb::GetEntriesRequest {
-                from_seq: next,
-                to_seq: 0,
-                case_id: String::new(),
-            })
-            .await
-            .context("GetEntries at police")?
-            .into_inner();
-        while let Some(item) = s.next().await {
-            let item = item.context("reading police's entries")?;
-            next = item.seq + 1;
-            if let Some(id) = receipted(&item.entry) {
-                let now = Instant::now();
-                let mut t = track
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("a caller panicked"))?;
-                match t.started.remove(&id) {
-                    Some(t0) => t.done.push((now, now.saturating_duration_since(t0))),
-                    None => {
-                        t.early.insert(id, now);
-                    }
+    let mut client = InboxServiceClient::new(channel);
+    let mut s = client
+        .subscribe(pb::SubscribeRequest {
+            after_cursor: 0,
+            include_quarantined: false,
+        })
+        .await
+        .context("Subscribe at police")?
+        .into_inner();
+    while let Some(item) = s.next().await {
+        let item = item.context("reading police's inbox")?;
+        if let Some(id) = item.event.and_then(receipted) {
+            let now = Instant::now();
+            let mut t = track
+                .lock()
+                .map_err(|_| anyhow::anyhow!("a caller panicked"))?;
+            match t.started.remove(&id) {
+                Some(t0) => t.done.push((now, now.saturating_duration_since(t0))),
+                None => {
+                    t.early.insert(id, now);
                 }
             }
         }
-        tokio::time::sleep(POLL).await;
     }
+    bail!("police's inbox stream ended")
 }
 
-/// The event id a RECEIVED journal entry receipts, if it is a JOURNALED
-/// receipt.
-fn receipted(entry: &[u8]) -> Option<String> {
-    let e = pb::JournalEntry::decode(entry).ok()?;
-    if e.kind != pb::EntryKind::Received as i32 {
-        return None;
-    }
-    let env = pb::Envelope::decode(e.envelope.as_slice()).ok()?;
-    let ev = pb::Event::decode(env.payload.as_slice()).ok()?;
+/// The event id a received event receipts, if it is a JOURNALED receipt.
+fn receipted(ev: pb::Event) -> Option<String> {
     match ev.body? {
         pb::event::Body::Receipt(r) if r.status == pb::ReceiptStatus::Journaled as i32 => {
             Some(r.event?.event_id)
