@@ -32,10 +32,7 @@ pub(crate) fn event_id(field: &str, s: &str) -> Result<EventId, ApiError> {
 }
 
 /// The caught-up view of `case`, or `NOT_FOUND`.
-pub(crate) async fn case_info(
-    core: &Arc<Core>,
-    case: CaseId,
-) -> Result<Arc<CaseInfo>, ApiError> {
+pub(crate) async fn case_info(core: &Arc<Core>, case: CaseId) -> Result<Arc<CaseInfo>, ApiError> {
     blocking(core, move |c| {
         c.cases
             .get(&c.journal, &c.rules, case)?

@@ -153,9 +153,12 @@ pub struct Journal<S: JournalStore> {
     grow: GrowListeners,
 }
 
+/// A callback of [`Journal::on_grow`].
+type GrowListener = Box<dyn Fn(u64) + Send + Sync>;
+
 /// Callbacks run after a commit made entries visible.
 #[derive(Default)]
-struct GrowListeners(Mutex<Vec<Box<dyn Fn(u64) + Send + Sync>>>);
+struct GrowListeners(Mutex<Vec<GrowListener>>);
 
 impl std::fmt::Debug for GrowListeners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

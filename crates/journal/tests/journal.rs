@@ -384,7 +384,10 @@ fn grow_listeners_hear_each_commit_with_a_readable_size() {
         move |size| {
             // Readable at once: the listener runs after the batch is visible.
             let j = j.upgrade().unwrap();
-            assert!(j.entry(size).unwrap().is_some(), "entry {size} not readable");
+            assert!(
+                j.entry(size).unwrap().is_some(),
+                "entry {size} not readable"
+            );
             heard.lock().unwrap().push(size);
         }
     });
