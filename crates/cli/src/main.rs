@@ -24,6 +24,12 @@ mod import;
 mod keys;
 mod up;
 
+/// jemalloc instead of glibc's malloc: an agency process is long-lived and
+/// many-threaded (tokio workers, blocking pool, sled's threads), and glibc's
+/// per-thread arenas kept freed memory resident (P5 in `BENCHMARKS.md`).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Waymark: a verifiable referral, consent and custody bus for the agencies of
 /// a national referral mechanism for victims of trafficking.
 #[derive(Debug, Parser)]
