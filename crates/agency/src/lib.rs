@@ -21,10 +21,11 @@
 //! ```
 //!
 //! # Writes
-//! validate the request → reserve the idempotency key → build the
-//! `waymark.v1.Event` (body; recipient, purpose, basis and shares from
-//! `SendTo`) → `Bus::send` (sign, policy check in this agency's view before
-//! anything is journaled, durable append, outbox) → `RecordedEvent`. See
+//! validate the request → look up the idempotency key (an earlier call's
+//! answer) → build the `waymark.v1.Event` (body; recipient, purpose, basis
+//! and shares from `SendTo`) → `Bus::send_for_request` (sign, policy check
+//! in this agency's view before anything is journaled, durable append with
+//! the key's request record, outbox) → `RecordedEvent`. See
 //! [`write`](crate::Recorder) for the idempotency contract.
 //!
 //! # Invariants

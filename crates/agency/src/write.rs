@@ -1,19 +1,25 @@
-//! The write path every recording RPC takes: validate → reserve the
-//! idempotency key → build the event → `Bus::send` → `RecordedEvent`.
+//! The write path every recording RPC takes: validate → look up the
+//! idempotency key → build the event → `Bus::send_for_request` →
+//! `RecordedEvent`.
 //!
 //! # Idempotency
-//! Keys are scoped per agency (each agency has its own store) and per RPC.
-//! The first call reserves `(rpc, key) → (fresh event id, request hash)`
-//! durably *before* anything is journaled; every call with that key then
-//! uses the reserved event id. So:
-//! - a retry after success finds the event in the journal (the journal's
-//!   fsynced event index is the source of truth) and returns it with
-//!   `replayed = true`, recording nothing;
-//! - a retry after a refusal, a crash or `RESOURCE_EXHAUSTED` runs the call
-//!   again with the same event id (nothing was journaled under it);
-//! - two concurrent calls with one key send the same event id, and the
-//!   journal's dedup by event id keeps one (the other answers `replayed`);
+//! Keys are scoped per agency (each agency has its own journal) and per RPC.
+//! A call records its key as a *request record* `(rpc, key) → (event id,
+//! request hash)` in the same journal commit as its event
+//! (`Journal::append_originated_for_request`): the key and the event are
+//! durable together or not at all, with no write of their own. So:
+//! - a retry after success finds the record and returns the event it names
+//!   with `replayed = true`, recording nothing;
+//! - a retry after a refusal, a crash before the commit or
+//!   `RESOURCE_EXHAUSTED` finds no record and runs the call again;
+//! - two concurrent calls with one key: the journal commits one record and
+//!   event, the other call waits for that commit and answers `replayed`;
 //! - the same key with a different request is `INVALID_ARGUMENT`.
+//!
+//! Versions before request records reserved keys durably in the agency
+//! store before journaling; those reservations are still honoured (read
+//! only): a reserved key whose event was never journaled is recorded under
+//! the reserved event id.
 //!
 //! # For agency-specific services
 //! The five agency services (`services/*`) record through the same
