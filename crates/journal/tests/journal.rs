@@ -471,12 +471,17 @@ fn a_request_record_commits_with_its_entry_and_answers_retries() {
         Err(waymark_journal::JournalError::BadRequestKey)
     ));
     drop(j);
-    // After a reopen (the index rebuilt or not) the record is there, with
-    // the entry it answers.
+    // After a reopen the record is there, with the entry it answers.
     let j = open(dir.path(), &key);
     let r = j.request_record(b"RequestReferral\0k1").unwrap().unwrap();
     assert_eq!(r.seq, 1);
     assert_eq!(j.event_seq(&ev).unwrap(), Some(1));
+    drop(j);
+    // And when the index is rebuilt from the log: the log carries it.
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let j = open(dir.path(), &key);
+    let r = j.request_record(b"RequestReferral\0k1").unwrap().unwrap();
+    assert_eq!((r.seq, r.value.as_slice()), (1, &b"hash-a"[..]));
 }
 
 /// Concurrent calls with one request key: exactly one entry, every call
