@@ -17,22 +17,43 @@
 //!   appended and `fdatasync`ed before [`JournalStore::commit`] returns. This
 //!   is the only durability barrier on the append path: one fsync per group.
 //! - Commits are pipelined: a commit holds the log lock for its write and
-//!   fsync only; before releasing it, it takes the index lock, so the next
-//!   commit's write and fsync overlap this one's index update while index
-//!   updates stay in log order. The visible size (what [`JournalStore::size`]
-//!   reports) moves only after the index update, so reads see durable data
-//!   only. After any failed commit every later commit fails (the file state
-//!   is unknown until the store is reopened and the log replayed).
-//! - `<dir>/index/` (sled, one tree): what the reads need, applied with one
-//!   atomic `apply_batch` per frame *after* the frame is durable, never
-//!   flushed on the append path. Together with the frame's data it writes
-//!   `m/head = size | wal_end`, the log offset it has applied through.
+//!   fsync only, and queues its frame's index update before releasing it
+//!   (so the queue is in log order). It then takes the apply lock and
+//!   applies *every* queued update, unless a later commit already did
+//!   (group apply). So the next commits' writes and fsyncs overlap this
+//!   index update, and an index update that falls behind catches up several
+//!   frames at once. The visible size (what [`JournalStore::size`] reports) moves only after
+//!   the index update, so reads see durable data only. After any failed
+//!   commit every later commit fails (the file state is unknown until the
+//!   store is reopened and the log replayed).
+//! - `<dir>/index/` (sled, one tree): what the reads need, written with
+//!   plain sled inserts and removals *after* the frames are durable, never
+//!   flushed on the append path (sled's background flusher writes it). After
+//!   the frames' records it writes `m/head = size | wal_end` of the last
+//!   one, the log offset the index holds everything through.
 //! - Open: read `m/head`, replay every log frame after `wal_end` into sled
-//!   (a torn final frame is cut first, see [`crate::wal`]). sled recovers a
-//!   prefix of its own atomic batches, and never gets ahead of the log
-//!   (batches are applied only after their frame's fsync), so replay from
-//!   `wal_end` restores exactly the committed state. If the index is lost or
-//!   damaged, delete `index/` and it is rebuilt from the log.
+//!   (a torn final frame is cut first, see [`crate::wal`]). If the index is
+//!   lost or damaged, delete `index/` and it is rebuilt from the log.
+//!
+//! # Crash consistency of the index
+//! sled is a log-structured store: its writes get increasing log sequence
+//! numbers and recovery restores a prefix of them (it stops at the first
+//! missing or torn segment). The index is written in frame order, each
+//! frame's records before the head record that names it, and only after the
+//! frame is durable in our log. So whatever prefix sled recovers, a head
+//! naming frame k implies every record of frames up to k, and the index is
+//! never ahead of the log. Records of later frames may be partly there;
+//! every record is a plain "set this key to this value" or "remove this
+//! key", so replaying every frame after the head, in order, overwrites them
+//! with exactly the committed state. (Until 2026-12 each frame was one
+//! atomic `apply_batch`, which relies on the same prefix recovery; it also
+//! forced two extra device writes per commit, sled rolling its I/O buffer
+//! before and after every batch, which the next `fdatasync` waited behind:
+//! at 16 appenders that held durable appends to 0.6 of the raw sled loop,
+//! see `BENCH.md`.) Readers may see records of a frame that is durable but
+//! not yet visible (a seq above [`JournalStore::size`]); never one that is
+//! not durable. The SIGKILL crash test checks the event, case and outbox
+//! indexes against the log after every kill.
 //!
 //! # Index key layout (one sled tree, one-byte prefixes, integers big-endian)
 //! | key | value |
@@ -62,6 +83,7 @@
 //! `(l, j)` in entry `(j + 1) << l`), so the tree costs no extra keys and a
 //! node read is one point lookup.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -120,11 +142,19 @@ pub struct SledStore {
     reader: std::fs::File,
     /// The log and the size it holds; held for a commit's durable write.
     wal: Mutex<(Wal, u64)>,
-    /// Held for a commit's index update; taken before the log lock is
-    /// released, so index updates happen in log order.
+    /// Index updates of frames already durable in the log, in log order,
+    /// not applied yet. Pushed under the log lock (so in log order), drained
+    /// under `apply`.
+    queued: Mutex<VecDeque<IndexUpdate>>,
+    /// Held while applying index updates: whoever holds it applies every
+    /// queued update in one sled batch.
     apply: Mutex<()>,
     /// The size applied to the index: what reads see.
     visible: AtomicU64,
+    /// The log offset applied to the index through (frames without entries
+    /// change no size, so this, not `visible`, tells whether a frame is
+    /// applied).
+    applied_end: AtomicU64,
     /// A commit failed; every later one fails until the store is reopened.
     poisoned: AtomicBool,
     dir: PathBuf,
@@ -178,8 +208,10 @@ impl SledStore {
             reader,
             db,
             wal: Mutex::new((wal, size)),
+            queued: Mutex::new(VecDeque::new()),
             apply: Mutex::new(()),
             visible: AtomicU64::new(size),
+            applied_end: AtomicU64::new(wal_end),
             poisoned: AtomicBool::new(false),
             dir: dir.to_owned(),
         };
@@ -187,10 +219,14 @@ impl SledStore {
         for frame in frames {
             let batch = wal_codec::decode(&frame.body)?;
             size = check_continues(&batch, size)?;
-            store.apply(&batch, size, frame.end, &frame.body)?;
+            let update = index_update(&batch, size, frame.end, &frame.body)?;
+            store.apply(vec![update])?;
         }
         store.lock(&store.wal)?.1 = size;
         store.visible.store(size, Ordering::Release);
+        store
+            .applied_end
+            .store(store.lock(&store.wal)?.0.end(), Ordering::Release);
         Ok(store)
     }
 
@@ -237,69 +273,119 @@ impl SledStore {
         r
     }
 
-    /// Applies `batch`, whose frame `body` ends the log at `wal_end`.
-    fn apply(&self, batch: &Batch, size: u64, wal_end: u64, body: &[u8]) -> Result<(), StoreError> {
-        let body_start = wal_end - body.len() as u64;
-        let spans = wal_codec::entry_spans(body)?;
-        if spans.len() != batch.entries.len() {
-            return Err(StoreError::Corrupt(
-                "a log frame's entries and their byte spans disagree".into(),
-            ));
-        }
-        let mut b = sled::Batch::default();
-        for (e, (at, len)) in batch.entries.iter().zip(spans) {
-            if len != e.bytes.len() {
-                return Err(StoreError::Corrupt(format!(
-                    "entry {} is {} bytes but its span in the log is {len}",
-                    e.seq,
-                    e.bytes.len()
-                )));
-            }
-            b.insert(
-                key(b'e', &e.seq.to_be_bytes(), &[]),
-                encode_entry(e, body_start + at as u64),
-            );
-            match &e.case_id {
-                Some(c) => b.insert(key(b'c', c.as_bytes(), &e.seq.to_be_bytes()), &[][..]),
-                None => b.insert(key(b'n', &e.seq.to_be_bytes(), &[]), &[][..]),
-            }
-            if let Some(ev) = &e.event_id {
-                b.insert(key(b'i', ev.as_bytes(), &[]), &e.seq.to_be_bytes()[..]);
+    /// Applies `updates` (consecutive frames, in log order) with plain sled
+    /// writes, in order, the head record (`m/head`, `m/version`) of the last
+    /// frame after everything else. Not one atomic sled batch: see "Crash
+    /// consistency" in the module docs for why the order is enough.
+    fn apply(&self, updates: Vec<IndexUpdate>) -> Result<(), StoreError> {
+        let mut head = Vec::new();
+        for u in updates {
+            for (k, v) in u.ops {
+                if k.as_slice() == HEAD || k.as_slice() == VERSION {
+                    head.push((k, v));
+                    continue;
+                }
+                match v {
+                    Some(v) => self.db.insert(k, v).map(drop),
+                    None => self.db.remove(k).map(drop),
+                }
+                .map_err(sled_err("writing the index"))?;
             }
         }
-        for o in &batch.outbox_add {
-            b.insert(
-                key(b'o', &o.seq.to_be_bytes(), o.recipient.as_str().as_bytes()),
-                &o.event_id.as_bytes()[..],
-            );
+        // Later frames' head records overwrite earlier ones: the last wins.
+        for (k, v) in head {
+            if let Some(v) = v {
+                self.db
+                    .insert(k, v)
+                    .map_err(sled_err("writing the index head"))?;
+            }
         }
-        for (seq, r) in &batch.outbox_remove {
-            b.remove(key(b'o', &seq.to_be_bytes(), r.as_str().as_bytes()));
-        }
-        for c in &batch.checkpoints {
-            b.insert(key(b'k', &c.size.to_be_bytes(), &[]), c.envelope.as_slice());
-        }
-        for c in &batch.cosignatures {
-            b.insert(
-                key(b'w', &c.size.to_be_bytes(), c.witness.as_str().as_bytes()),
-                c.envelope.as_slice(),
-            );
-        }
-        for r in &batch.requests {
-            let mut v = Vec::with_capacity(8 + r.value.len());
-            v.extend_from_slice(&r.seq.to_be_bytes());
-            v.extend_from_slice(&r.value);
-            b.insert(key(b'r', &r.key, &[]), v);
-        }
-        let mut head = [0u8; 16];
-        head[..8].copy_from_slice(&size.to_be_bytes());
-        head[8..].copy_from_slice(&wal_end.to_be_bytes());
-        b.insert(HEAD, &head[..]);
-        b.insert(VERSION, INDEX_VERSION);
-        self.db
-            .apply_batch(b)
-            .map_err(sled_err("applying a batch to the index"))
+        Ok(())
     }
+}
+
+/// The index writes of one log frame, and the size it brings the journal to.
+#[derive(Debug)]
+struct IndexUpdate {
+    size: u64,
+    /// The end of its frame in the log.
+    end: u64,
+    /// Key, and value (`None`: remove), in order.
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// The index update of `batch`, whose frame `body` ends the log at
+/// `wal_end`.
+fn index_update(
+    batch: &Batch,
+    size: u64,
+    wal_end: u64,
+    body: &[u8],
+) -> Result<IndexUpdate, StoreError> {
+    let body_start = wal_end - body.len() as u64;
+    let spans = wal_codec::entry_spans(body)?;
+    if spans.len() != batch.entries.len() {
+        return Err(StoreError::Corrupt(
+            "a log frame's entries and their byte spans disagree".into(),
+        ));
+    }
+    let mut ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(4 * batch.entries.len() + 2);
+    let mut put = |k: Vec<u8>, v: &[u8]| ops.push((k, Some(v.to_vec())));
+    for (e, (at, len)) in batch.entries.iter().zip(spans) {
+        if len != e.bytes.len() {
+            return Err(StoreError::Corrupt(format!(
+                "entry {} is {} bytes but its span in the log is {len}",
+                e.seq,
+                e.bytes.len()
+            )));
+        }
+        put(
+            key(b'e', &e.seq.to_be_bytes(), &[]),
+            &encode_entry(e, body_start + at as u64),
+        );
+        match &e.case_id {
+            Some(c) => put(key(b'c', c.as_bytes(), &e.seq.to_be_bytes()), &[]),
+            None => put(key(b'n', &e.seq.to_be_bytes(), &[]), &[]),
+        }
+        if let Some(ev) = &e.event_id {
+            put(key(b'i', ev.as_bytes(), &[]), &e.seq.to_be_bytes());
+        }
+    }
+    for o in &batch.outbox_add {
+        put(
+            key(b'o', &o.seq.to_be_bytes(), o.recipient.as_str().as_bytes()),
+            o.event_id.as_bytes(),
+        );
+    }
+    for c in &batch.checkpoints {
+        put(key(b'k', &c.size.to_be_bytes(), &[]), &c.envelope);
+    }
+    for c in &batch.cosignatures {
+        put(
+            key(b'w', &c.size.to_be_bytes(), c.witness.as_str().as_bytes()),
+            &c.envelope,
+        );
+    }
+    for r in &batch.requests {
+        let mut v = Vec::with_capacity(8 + r.value.len());
+        v.extend_from_slice(&r.seq.to_be_bytes());
+        v.extend_from_slice(&r.value);
+        put(key(b'r', &r.key, &[]), &v);
+    }
+    let mut head = [0u8; 16];
+    head[..8].copy_from_slice(&size.to_be_bytes());
+    head[8..].copy_from_slice(&wal_end.to_be_bytes());
+    put(HEAD.to_vec(), &head);
+    put(VERSION.to_vec(), INDEX_VERSION);
+    // Removals last: an item queued and removed in one frame ends removed.
+    for (seq, r) in &batch.outbox_remove {
+        ops.push((key(b'o', &seq.to_be_bytes(), r.as_str().as_bytes()), None));
+    }
+    Ok(IndexUpdate {
+        size,
+        end: wal_end,
+        ops,
+    })
 }
 
 fn check_continues(batch: &Batch, size: u64) -> Result<u64, StoreError> {
@@ -322,23 +408,38 @@ impl JournalStore for SledStore {
     }
 
     fn commit_pipelined(&self, batch: &Batch, durable: &mut dyn FnMut()) -> Result<(), StoreError> {
-        let mut log = self.lock(&self.wal)?;
-        self.check_poisoned()?;
-        let size = check_continues(batch, log.1)?;
-        let body = wal_codec::encode(batch);
-        let end = self.or_poison(log.0.append(&body))?;
-        log.1 = size;
-        // Hand over from the log lock to the index lock: the next commit may
-        // write and sync while this batch is applied, in log order.
-        let index = self.lock(&self.apply)?;
-        drop(log);
+        let end = {
+            let mut log = self.lock(&self.wal)?;
+            self.check_poisoned()?;
+            let size = check_continues(batch, log.1)?;
+            let body = wal_codec::encode(batch);
+            let end = self.or_poison(log.0.append(&body))?;
+            log.1 = size;
+            // Queued under the log lock: the queue is in log order.
+            let update = self.or_poison(index_update(batch, size, end, &body))?;
+            self.lock(&self.queued)?.push_back(update);
+            end
+        };
+        // Durable: the next commit may write and sync while this one's index
+        // update waits for, or takes, the apply lock.
         durable();
-        // An earlier batch's index update may have failed meanwhile; this
-        // one must not be applied on top of the gap.
+        let _apply = self.lock(&self.apply)?;
+        if self.applied_end.load(Ordering::Acquire) >= end {
+            // Applied by a commit that drained the queue after ours.
+            return Ok(());
+        }
+        // An earlier update may have failed meanwhile; nothing may be
+        // applied on top of the gap.
         self.check_poisoned()?;
-        self.or_poison(self.apply(batch, size, end, &body))?;
+        let updates: Vec<IndexUpdate> = self.lock(&self.queued)?.drain(..).collect();
+        let Some((size, through)) = updates.last().map(|u| (u.size, u.end)) else {
+            return Err(StoreError::Corrupt(
+                "a commit's index update was neither queued nor applied".into(),
+            ));
+        };
+        self.or_poison(self.apply(updates))?;
         self.visible.store(size, Ordering::Release);
-        drop(index);
+        self.applied_end.store(through, Ordering::Release);
         Ok(())
     }
 

@@ -118,7 +118,6 @@ impl Wal {
     }
 
     /// Offset past the last frame: the bytes of log written so far.
-    #[cfg(feature = "bench")]
     pub(crate) fn end(&self) -> u64 {
         self.end
     }

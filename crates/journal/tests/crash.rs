@@ -46,7 +46,24 @@ fn crash_child() {
                         if t % 2 == 0 { "shelter-b" } else { "" },
                         Some(CaseId::new()),
                     );
-                    let seq = j.append_originated(&env, Timestamp::now()).unwrap().seq();
+                    // Thread 1 records a request with each event (the
+                    // agency's idempotency keys): key = the event id.
+                    let seq = if t == 1 {
+                        let ev = Event::decode(
+                            Envelope::decode(env.as_slice()).unwrap().payload.as_slice(),
+                        )
+                        .unwrap();
+                        j.append_originated_for_request(
+                            &env,
+                            Timestamp::now(),
+                            ev.event_id.as_bytes(),
+                            b"request",
+                        )
+                        .unwrap()
+                        .seq()
+                    } else {
+                        j.append_originated(&env, Timestamp::now()).unwrap().seq()
+                    };
                     if t == 0 {
                         j.maybe_checkpoint(Timestamp::now()).unwrap();
                     }
@@ -65,6 +82,7 @@ fn sigkill_at_random_moments() {
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::thread_rng();
     let mut total = 0usize;
+    let mut requests = 0usize;
     for round in 0..20 {
         let mut child = Command::new(&exe)
             .args([
@@ -125,17 +143,24 @@ fn sigkill_at_random_moments() {
             panic!("round {round}: journal does not verify after SIGKILL: {e}")
         });
         assert_eq!(summary.entries, size);
-        check_indexes(&j, size, round);
+        requests += check_indexes(&j, size, round);
         total += seqs.len();
     }
     assert!(total > 20);
+    assert!(requests > 0, "no request record was ever checked");
 }
 
 /// Every entry is found through the event and case indexes, every entry with
-/// a recipient is in the outbox (the child never completes any), and the
-/// outbox holds nothing else.
-fn check_indexes<S: waymark_journal::JournalStore>(j: &Journal<S>, size: u64, round: usize) {
+/// a recipient is in the outbox (the child never completes any), the outbox
+/// holds nothing else, and every request record names the entry of its
+/// event. Returns how many request records were checked.
+fn check_indexes<S: waymark_journal::JournalStore>(
+    j: &Journal<S>,
+    size: u64,
+    round: usize,
+) -> usize {
     let mut outbox = Vec::new();
+    let mut requests = 0;
     for seq in 1..=size {
         let bytes = j.entry(seq).unwrap().unwrap();
         let entry = JournalEntry::decode(bytes.as_slice()).unwrap();
@@ -162,6 +187,14 @@ fn check_indexes<S: waymark_journal::JournalStore>(j: &Journal<S>, size: u64, ro
         if !ev.recipient_id.is_empty() {
             outbox.push(seq);
         }
+        if let Some(r) = j.request_record(ev.event_id.as_bytes()).unwrap() {
+            assert_eq!(
+                (r.seq, r.value.as_slice()),
+                (seq, &b"request"[..]),
+                "round {round}: request record of entry {seq}"
+            );
+            requests += 1;
+        }
     }
     let listed: Vec<u64> = j
         .outbox(0, usize::MAX)
@@ -170,4 +203,5 @@ fn check_indexes<S: waymark_journal::JournalStore>(j: &Journal<S>, size: u64, ro
         .map(|o| o.seq)
         .collect();
     assert_eq!(listed, outbox, "round {round}: outbox");
+    requests
 }
