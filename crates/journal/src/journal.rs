@@ -239,6 +239,24 @@ struct Draft {
     request: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+/// The draft of an event this agency originated, with the request record
+/// to commit with it, if any.
+fn originated(
+    envelope: &[u8],
+    at: Timestamp,
+    request: Option<(Vec<u8>, Vec<u8>)>,
+) -> Result<Draft, JournalError> {
+    let f = event_facts(envelope)?;
+    Ok(Draft {
+        entry: entry(EntryKind::Originated, at, envelope.to_vec(), f.case_id),
+        case_id: f.case_id,
+        event_id: Some(f.event_id),
+        outbox_to: f.recipient,
+        completes: None,
+        request,
+    })
+}
+
 impl<S: JournalStore> Journal<S> {
     /// Opens the journal over `store`. `signer` is the agency's current key,
     /// needed only to sign checkpoints (a read-only or imported journal has
@@ -333,15 +351,7 @@ impl<S: JournalStore> Journal<S> {
         envelope: &[u8],
         at: Timestamp,
     ) -> Result<Appended, JournalError> {
-        let f = event_facts(envelope)?;
-        self.append(Draft {
-            entry: entry(EntryKind::Originated, at, envelope.to_vec(), f.case_id),
-            case_id: f.case_id,
-            event_id: Some(f.event_id),
-            outbox_to: f.recipient,
-            completes: None,
-            request: None,
-        })
+        self.append(originated(envelope, at, None)?)
     }
 
     /// Journals an event received from another agency (already verified by
@@ -359,15 +369,8 @@ impl<S: JournalStore> Journal<S> {
         at: Timestamp,
         completes: Option<EventId>,
     ) -> Result<Appended, JournalError> {
-        let f = event_facts(envelope)?;
-        self.append(Draft {
-            entry: entry(EntryKind::Received, at, envelope.to_vec(), f.case_id),
-            case_id: f.case_id,
-            event_id: Some(f.event_id),
-            outbox_to: None,
-            completes: completes.map(|c| (c, f.sender)),
-            request: None,
-        })
+        let staged = self.stage_received(envelope, at, completes)?;
+        self.wait_staged(staged)
     }
 
     /// [`Journal::append_originated`] for a client's request: commits the
@@ -397,15 +400,8 @@ impl<S: JournalStore> Journal<S> {
         if request_key.is_empty() || request_key.len() > RequestRecord::MAX_KEY {
             return Err(JournalError::BadRequestKey);
         }
-        let f = event_facts(envelope)?;
-        self.append(Draft {
-            entry: entry(EntryKind::Originated, at, envelope.to_vec(), f.case_id),
-            case_id: f.case_id,
-            event_id: Some(f.event_id),
-            outbox_to: f.recipient,
-            completes: None,
-            request: Some((request_key.to_vec(), value.to_vec())),
-        })
+        let request = (request_key.to_vec(), value.to_vec());
+        self.append(originated(envelope, at, Some(request))?)
     }
 
     /// The request record under `key`: committed, or staged by an append

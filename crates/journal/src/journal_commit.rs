@@ -250,15 +250,16 @@ impl<S: JournalStore> Journal<S> {
                         }
                         !done
                     });
-                    if !batch.entries.is_empty() {
-                        drop(st);
-                        // Visible now; the size read is the store's, so a
-                        // listener never hears of an entry it cannot read.
-                        if let Ok(size) = self.store.size() {
-                            self.grow.notify(size);
-                        }
-                        st = self.lock()?;
+                    // This batch holds `ticket`: done. Tell the grow
+                    // listeners outside the lock; the size read is the
+                    // store's, so none hears of an entry it cannot read.
+                    drop(st);
+                    if !batch.entries.is_empty()
+                        && let Ok(size) = self.store.size()
+                    {
+                        self.grow.notify(size);
                     }
+                    return Ok(());
                 }
                 Err(e) => {
                     st.failed = Some(e.to_string());
