@@ -86,7 +86,8 @@ impl Appended {
     }
 }
 
-/// An append ordered but not yet known durable ([`Journal::stage_received`]).
+/// An append ordered but not yet known durable ([`Journal::stage_received`],
+/// [`Journal::stage_originated`]).
 #[must_use = "a staged append is durable only once `Journal::wait_staged` (or a later append) returned"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Staged {
@@ -447,6 +448,22 @@ impl<S: JournalStore> Journal<S> {
             completes: completes.map(|c| (c, f.sender)),
             request: None,
         })
+    }
+
+    /// [`Journal::append_originated`] without waiting for the commit, as
+    /// [`Journal::stage_received`] is to [`Journal::append_received`]: a
+    /// receiver stages a whole batch of received events and their receipts
+    /// and waits once, for the last of them, so the batch costs one commit.
+    /// Nothing derived from the staged entry (its outbox item included) may
+    /// leave the process before [`Journal::wait_staged`] of it, or of a later
+    /// staged append, returned; the relay reads the outbox only from
+    /// committed state, so it cannot publish it earlier.
+    ///
+    /// # Errors
+    /// As [`Journal::append_originated`], except commit failures, which the
+    /// wait reports.
+    pub fn stage_originated(&self, envelope: &[u8], at: Timestamp) -> Result<Staged, JournalError> {
+        self.stage(originated(envelope, at, None)?)
     }
 
     /// Journals a quarantined bus message.

@@ -339,6 +339,39 @@ fn complete_outbox_races_with_appends_and_receipts() {
 }
 
 #[test]
+fn staged_received_events_and_receipts_commit_together_at_the_last_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AgencyKey::generate();
+    let shelter_key = AgencyKey::generate();
+    let j = open(dir.path(), &key);
+    let case = CaseId::new();
+    let mut staged = Vec::new();
+    for i in 0..3 {
+        let (_, received) = event(&shelter_key, "shelter-b", "police-a", Some(case));
+        staged.push(j.stage_received(&received, t(i), None).unwrap());
+        let (_, receipt) = event(&key, "police-a", "shelter-b", Some(case));
+        staged.push(j.stage_originated(&receipt, t(i)).unwrap());
+    }
+    // Ordered, nothing visible, and the receipts not in the outbox yet.
+    assert_eq!(j.size().unwrap(), 0);
+    assert!(j.outbox(0, 10).unwrap().is_empty());
+    let seqs: Vec<u64> = staged.iter().map(|s| s.appended().seq()).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+    // One wait, for the last: all six durable and visible, the receipts
+    // queued for the relay.
+    let last = *staged.last().unwrap();
+    assert_eq!(j.wait_staged(last).unwrap().seq(), 6);
+    assert_eq!(j.size().unwrap(), 6);
+    assert_eq!(j.outbox(0, 10).unwrap().len(), 3);
+    // The earlier ones return at once.
+    assert_eq!(j.wait_staged(staged[0]).unwrap().seq(), 1);
+    drop(j);
+    let j = open(dir.path(), &key);
+    assert_eq!(j.size().unwrap(), 6);
+    verify_journal(&j, &meta(&key), &ring(&[&shelter_key])).unwrap();
+}
+
+#[test]
 fn a_staged_entry_is_durable_with_the_next_append_and_in_its_commit() {
     let dir = tempfile::tempdir().unwrap();
     let key = AgencyKey::generate();
