@@ -288,6 +288,7 @@ async fn serve(
     let mut settings = AgencySettings::from_node(&config);
     settings.rule_set = prepared.rule_set;
     settings.bus.stream_replicas = config.nats.stream_replicas;
+    settings.bus.batch_max_events = config.nats.batch_max_events;
     settings.encryption_key = prepared.encryption_key;
     settings.retired_encryption_keys = prepared.retired_encryption_keys;
     let agency = Agency::start(

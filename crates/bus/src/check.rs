@@ -14,6 +14,11 @@
 //! in this agency's view of the case (for a forward: the inner envelope
 //! verifies with its originator's key, the forward is an allowed disclosure,
 //! and the inner event is applied as the same signed event).
+//!
+//! The checks up to the clock skew read no state ([`authenticate`]): the
+//! inbox runs them for a batch of messages in parallel. The rest
+//! ([`decide`]) reads the journal and folds events into the cached case
+//! states, so it runs in stream order.
 
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -48,40 +53,51 @@ pub(crate) struct Accepted {
 /// (transient: the message is not acknowledged and comes again).
 pub(crate) type Checked = Result<Result<Accepted, Rejection>, JournalError>;
 
-fn reject(reason: Reason, detail: impl Into<String>) -> Checked {
-    Ok(Err(Rejection::new(reason, detail)))
+/// An incoming event whose envelope, signature, subject and shape checked
+/// out: the checks that need no state, so the inbox runs them in parallel.
+pub(crate) struct Authentic {
+    ev: PbEvent,
+    wire: WireEvent,
+    event_id: EventId,
+    owner: AgencyId,
 }
 
-/// Runs every check on one message.
-pub(crate) fn incoming(
+/// The checks up to the clock skew (see the module docs), which read no
+/// journal and no case state: `Err` is the refusal.
+pub(crate) fn authenticate(
     ctx: &Ctx,
     subject: &str,
     bytes: &[u8],
-    headers: Option<&async_nats::HeaderMap>,
     now: Timestamp,
-) -> Checked {
+) -> Result<Authentic, Rejection> {
     let me = &ctx.config.agency;
     if bytes.len() > ctx.config.max_message_bytes {
-        return reject(
+        return Err(Rejection::new(
             Reason::Oversized,
             format!(
                 "{} bytes > limit {}",
                 bytes.len(),
                 ctx.config.max_message_bytes
             ),
-        );
+        ));
     }
     let Ok(env) = Envelope::decode(bytes) else {
-        return reject(Reason::Malformed, "not an Envelope encoding");
+        return Err(Rejection::new(
+            Reason::Malformed,
+            "not an Envelope encoding",
+        ));
     };
     if env.payload_type != PAYLOAD_TYPE_EVENT {
-        return reject(
+        return Err(Rejection::new(
             Reason::WrongPayloadType,
             format!("payload type {:.80?}", env.payload_type),
-        );
+        ));
     }
     let Ok(ev) = PbEvent::decode(env.payload.as_slice()) else {
-        return reject(Reason::Malformed, "payload is not an Event encoding");
+        return Err(Rejection::new(
+            Reason::Malformed,
+            "payload is not an Event encoding",
+        ));
     };
     let Some(Subject::Event {
         sender,
@@ -89,59 +105,57 @@ pub(crate) fn incoming(
         kind,
     }) = subjects::parse(subject)
     else {
-        return reject(Reason::SubjectMismatch, "not an event subject");
+        return Err(Rejection::new(
+            Reason::SubjectMismatch,
+            "not an event subject",
+        ));
     };
     let Some(at) = ev.occurred_at.as_ref().map(timestamp_from_proto) else {
-        return reject(Reason::Malformed, "occurred_at is missing");
+        return Err(Rejection::new(Reason::Malformed, "occurred_at is missing"));
     };
-    let owner = match ctx.directory.verify(&env, PAYLOAD_TYPE_EVENT, at) {
-        Ok(o) => o,
-        Err(r) => return Ok(Err(r)),
-    };
+    let owner = ctx.directory.verify(&env, PAYLOAD_TYPE_EVENT, at)?;
     let Ok(event_id) = EventId::parse(&ev.event_id) else {
-        return reject(
+        return Err(Rejection::new(
             Reason::Malformed,
             "event_id is not a lowercase hyphenated UUID",
-        );
+        ));
     };
     if owner != sender || ev.sender_id != owner.as_str() {
-        return reject(
+        return Err(Rejection::new(
             Reason::SubjectMismatch,
             format!(
                 "signed by {owner}, subject sender {sender}, sender_id {:.48}",
                 ev.sender_id
             ),
-        );
+        ));
     }
     // From here on the sender is authentic: refusals are receipted.
-    let refuse = |reason, detail: String| {
-        Ok(Err(
-            Rejection::new(reason, detail).authentic(event_id, owner.clone())
-        ))
-    };
+    let refuse =
+        |reason, detail: String| Rejection::new(reason, detail).authentic(event_id, owner.clone());
     if recipient != *me || ev.recipient_id != me.as_str() {
-        return refuse(
+        return Err(refuse(
             Reason::SubjectMismatch,
             format!(
                 "addressed to {recipient} / {:.48}, this is {me}",
                 ev.recipient_id
             ),
-        );
+        ));
     }
-    if SubjectKind::of_event(&ev) != Some(kind) {
-        return refuse(
+    // An event from a batch states its kind in its body only.
+    if kind != SubjectKind::Batch && SubjectKind::of_event(&ev) != Some(kind) {
+        return Err(refuse(
             Reason::SubjectMismatch,
             format!("subject kind {} does not match the body", kind.as_str()),
-        );
+        ));
     }
     let kind_ok = ctx.directory.kind(&owner).is_some_and(|k| {
         waymark_policy::wire::vocab::agency_kind_to_proto(k) as i32 == ev.sender_kind
     });
     if !kind_ok {
-        return refuse(
+        return Err(refuse(
             Reason::SubjectMismatch,
             format!("sender_kind {} is not {owner}'s kind", ev.sender_kind),
-        );
+        ));
     }
     let wire = match event_from_proto(&ev) {
         Ok(w) => w,
@@ -151,16 +165,39 @@ pub(crate) fn incoming(
                 .iter()
                 .map(|v| format!("{}: {}", v.field, v.description))
                 .collect();
-            return refuse(Reason::Malformed, fields.join("; "));
+            return Err(refuse(Reason::Malformed, fields.join("; ")));
         }
     };
     let skew = i64::try_from(ctx.config.max_clock_skew.as_millis()).unwrap_or(i64::MAX);
     if at.millis() > now.millis().saturating_add(skew) {
-        return refuse(
+        return Err(refuse(
             Reason::PolicyViolation,
             format!("occurred_at {at} is in the future (now {now})"),
-        );
+        ));
     }
+    Ok(Authentic {
+        ev,
+        wire,
+        event_id,
+        owner,
+    })
+}
+
+/// The checks that read the journal and the case state, in stream order:
+/// receipt target, dedup, sealed data, the rules (which fold the event into
+/// the cached case state).
+pub(crate) fn decide(ctx: &Ctx, a: Authentic, headers: Option<&async_nats::HeaderMap>) -> Checked {
+    let Authentic {
+        ev,
+        wire,
+        event_id,
+        owner,
+    } = a;
+    let refuse = |reason, detail: String| {
+        Ok(Err(
+            Rejection::new(reason, detail).authentic(event_id, owner.clone())
+        ))
+    };
     let completes = match &ev.body {
         Some(B::Receipt(r)) => match receipt_target(ctx, r, &owner)? {
             Ok(id) => Some(id),

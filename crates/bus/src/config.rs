@@ -34,6 +34,10 @@ pub struct BusConfig {
     pub relay_window: usize,
     /// Most messages the relay publishes before awaiting their PubAcks.
     pub publish_batch: usize,
+    /// Most events the relay packs into one broker message for one
+    /// recipient ([`crate::batch`]); 1 publishes every event alone (for
+    /// federations where an agency still runs a version without batches).
+    pub batch_max_events: usize,
     /// How long the relay waits for the PubAcks of one batch; a message
     /// without one stays queued and is published again (same `Nats-Msg-Id`).
     pub publish_ack_timeout: Duration,
@@ -64,6 +68,7 @@ impl BusConfig {
             ack_wait: Duration::from_secs(30),
             relay_window: 20_000,
             publish_batch: 512,
+            batch_max_events: 64,
             publish_ack_timeout: Duration::from_secs(5),
             checkpoint_interval: Duration::from_secs(5),
             max_clock_skew: Duration::from_secs(300),

@@ -1,21 +1,27 @@
 //! The inbox: one durable pull consumer per agency on
 //! `waymark.v1.evt.*.<me>.*`, explicit acks, bounded `max_ack_pending`.
 //!
-//! Messages are handled in ready batches, in stream order:
-//! 1. checks ([`crate::check::incoming`]), sequentially, so the case states
-//!    see events in order;
-//! 2. journal appends, one group per case (a case's events in order, the
-//!    groups in parallel so the journal group-commits them into few fsyncs):
-//!    RECEIVED (dedup by event id) and then the receipt, or QUARANTINED (and a
-//!    QUARANTINED receipt when the sender is authentic);
-//! 3. acks, only for messages whose appends are durable. A message whose
-//!    append failed is nak'ed (and the rest of its case group with it) and
-//!    comes again; its case is dropped from the cache.
+//! Messages are handled in ready batches, in stream order. A message on a
+//! `batch` subject is unpacked into its events ([`crate::batch`]); every
+//! event is then a unit of its own:
+//! 1. stateless checks ([`crate::check::authenticate`]: envelope, signature,
+//!    subject, shape), in parallel, while the previous batch is still in
+//!    steps 2–4 (pipelined);
+//! 2. stateful checks ([`crate::check::decide`]: receipt target, dedup,
+//!    sealed data, the rules), one unit after the other, so the case states
+//!    see events in order; this starts only once the previous batch ended;
+//! 3. the journal step, for all units in one commit: RECEIVED (dedup by
+//!    event id) and its receipt, or QUARANTINED (and a QUARANTINED receipt
+//!    when the sender is authentic), staged in order, then one wait for the
+//!    last (commits are durable in order);
+//! 4. acks, only for messages all of whose units are durable. A unit that
+//!    failed is retried (its message nak'ed, with every later unit of its
+//!    case) and its case dropped from the cache.
 //!
 //! Any consumer error (broker restart, stream deleted) ends the session; the
 //! next one re-provisions the stream and consumer after a backoff.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +37,7 @@ use crate::Ctx;
 use crate::check::{self, Checked};
 use crate::config::Backoff;
 use crate::error::{BusError, broker};
+use crate::quarantine::{Reason, Rejection};
 use crate::{provision, quarantine, receipt, trace};
 
 pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
@@ -70,16 +77,50 @@ async fn session(
             source: broker(e),
         })?;
     let mut chunks = messages.ready_chunks(ctx.config.inbox_batch);
+    // The batch whose journal step runs while the next one is checked. It is
+    // awaited on every way out, so that two sessions never decide at once.
+    let mut finishing: Option<tokio::task::JoinHandle<Result<(), BusError>>> = None;
+    let ended = pipeline(ctx, cancel, backoff, &mut chunks, &mut finishing).await;
+    let finished = match finishing.take() {
+        Some(f) => f.await.map_err(BusError::Task).and_then(|r| r),
+        None => Ok(()),
+    };
+    match ended {
+        Ok(None) => finished,
+        Ok(Some(source)) => {
+            finished?;
+            Err(BusError::Messages {
+                consumer: name,
+                source,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads batches of messages until cancelled (`Ok(None)`) or the consumer
+/// fails (`Ok(Some(why))`). Pipelined: a batch's stateless checks run while
+/// the previous batch journals (`finishing`); its stateful steps start only
+/// after that one ended.
+async fn pipeline<S>(
+    ctx: &Arc<Ctx>,
+    cancel: &CancellationToken,
+    backoff: &mut Backoff,
+    chunks: &mut S,
+    finishing: &mut Option<tokio::task::JoinHandle<Result<(), BusError>>>,
+) -> Result<Option<Box<dyn std::error::Error + Send + Sync>>, BusError>
+where
+    S: futures::Stream<
+            Item = Vec<Result<Message, async_nats::jetstream::consumer::pull::MessagesError>>,
+        > + Unpin,
+{
     loop {
         let chunk = tokio::select! {
-            () = cancel.cancelled() => return Ok(()),
+            () = cancel.cancelled() => return Ok(None),
             c = chunks.next() => c,
         };
         let Some(chunk) = chunk else {
-            return Err(BusError::Messages {
-                consumer: name,
-                source: "message stream ended".into(),
-            });
+            return Ok(Some("message stream ended".into()));
         };
         let mut msgs = Vec::with_capacity(chunk.len());
         let mut failure = None;
@@ -90,14 +131,15 @@ async fn session(
             }
         }
         if !msgs.is_empty() {
-            handle(ctx, msgs).await?;
+            let prepared = prepare(ctx, msgs).await?;
+            if let Some(f) = finishing.take() {
+                f.await.map_err(BusError::Task)??;
+            }
+            *finishing = Some(tokio::spawn(finish(ctx.clone(), prepared)));
             backoff.reset();
         }
         if let Some(e) = failure {
-            return Err(BusError::Messages {
-                consumer: name,
-                source: broker(e),
-            });
+            return Ok(Some(broker(e)));
         }
     }
 }
@@ -110,93 +152,130 @@ enum Done {
     Retry,
 }
 
-async fn handle(ctx: &Arc<Ctx>, msgs: Vec<Message>) -> Result<(), BusError> {
-    let now = Timestamp::now();
-    let input: Vec<(String, bytes::Bytes, Option<async_nats::HeaderMap>)> = msgs
-        .iter()
-        .map(|m| (m.subject.to_string(), m.payload.clone(), m.headers.clone()))
-        .collect();
-    let input = Arc::new(input);
-    let (c, inp) = (ctx.clone(), input.clone());
-    let verdicts: Vec<Checked> = tokio::task::spawn_blocking(move || {
-        inp.iter()
-            .map(|(subject, payload, headers)| {
-                let span = tracing::info_span!("waymark.bus.receive", subject = %subject);
-                trace::adopt(&span, headers.as_ref());
-                let _entered = span.enter();
-                check::incoming(&c, subject, payload, headers.as_ref(), now)
+/// One event to handle: a message of its own, or one event of a batch
+/// ([`crate::batch`]), with the message it came in.
+struct Unit {
+    msg: usize,
+    subject: String,
+    payload: bytes::Bytes,
+    headers: Option<async_nats::HeaderMap>,
+    /// Set when the message is on a batch subject but not a batch: the
+    /// whole message is quarantined as `malformed` for this reason.
+    not_a_batch: Option<String>,
+}
+
+/// The units of `msgs`, in stream order (a batch's events in its order).
+fn units(ctx: &Ctx, msgs: &[Message]) -> Vec<Unit> {
+    let mut out = Vec::with_capacity(msgs.len());
+    for (i, m) in msgs.iter().enumerate() {
+        let subject = m.subject.to_string();
+        let batched = matches!(
+            crate::subjects::parse(&subject),
+            Some(crate::subjects::Subject::Event {
+                kind: crate::subjects::SubjectKind::Batch,
+                ..
             })
-            .collect()
+        );
+        // An oversized message is refused as it is, batch or not.
+        if !batched || m.payload.len() > ctx.config.max_message_bytes {
+            out.push(Unit {
+                msg: i,
+                subject,
+                payload: m.payload.clone(),
+                headers: m.headers.clone(),
+                not_a_batch: None,
+            });
+            continue;
+        }
+        match crate::batch::decode(&m.payload) {
+            Ok(items) => out.extend(items.into_iter().map(|it| Unit {
+                msg: i,
+                subject: subject.clone(),
+                payload: it.envelope,
+                headers: Some(it.headers),
+                not_a_batch: None,
+            })),
+            Err(reason) => out.push(Unit {
+                msg: i,
+                subject,
+                payload: m.payload.clone(),
+                headers: m.headers.clone(),
+                not_a_batch: Some(reason),
+            }),
+        }
+    }
+    out
+}
+
+/// Most threads the stateless checks of one batch of messages run on.
+const CHECK_THREADS: usize = 4;
+
+/// A batch of messages after its stateless checks.
+struct Prepared {
+    msgs: Vec<Message>,
+    units: Vec<Unit>,
+    authentic: Vec<Result<check::Authentic, Rejection>>,
+    spans: Vec<tracing::Span>,
+    now: Timestamp,
+}
+
+/// Unpacks a batch of messages and runs the stateless checks.
+async fn prepare(ctx: &Arc<Ctx>, msgs: Vec<Message>) -> Result<Prepared, BusError> {
+    let now = Timestamp::now();
+    let units = units(ctx, &msgs);
+    let c = ctx.clone();
+    let (units, authentic, spans) = tokio::task::spawn_blocking(move || {
+        let (authentic, spans) = authenticate_all(&c, &units, now);
+        (units, authentic, spans)
     })
     .await
     .map_err(BusError::Task)?;
+    Ok(Prepared {
+        msgs,
+        units,
+        authentic,
+        spans,
+        now,
+    })
+}
 
-    // Group by case, keeping stream order inside each group.
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut by_case: HashMap<CaseId, usize> = HashMap::new();
-    for (i, v) in verdicts.iter().enumerate() {
-        match v {
-            Ok(Ok(a)) if a.case.is_some() => {
-                let case = a.case.unwrap_or_default();
-                let g = *by_case.entry(case).or_insert_with(|| {
-                    groups.push(Vec::new());
-                    groups.len() - 1
-                });
-                groups[g].push(i);
-            }
-            _ => groups.push(vec![i]),
-        }
-    }
-    let verdicts = Arc::new(verdicts);
-    let mut jobs = Vec::with_capacity(groups.len());
-    for g in groups {
-        let (c, inp, ver) = (ctx.clone(), input.clone(), verdicts.clone());
-        jobs.push(tokio::task::spawn_blocking(move || {
-            let mut out = Vec::with_capacity(g.len());
-            let mut failed = false;
-            for i in g {
-                if failed {
-                    out.push((i, Done::Retry));
-                    continue;
-                }
-                let (subject, payload, _) = &inp[i];
-                match journal_one(&c, subject, payload, &ver[i], now) {
-                    Ok(done) => out.push((i, done)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "journaling an inbox message failed; will retry");
-                        if let Ok(Ok(a)) = &ver[i]
-                            && let Some(case) = &a.case
-                        {
-                            c.cache.invalidate(case);
-                        }
-                        failed = true;
-                        out.push((i, Done::Retry));
-                    }
-                }
-            }
-            out
-        }));
-    }
-    let mut outcomes: Vec<Option<Done>> = (0..msgs.len()).map(|_| None).collect();
-    for j in futures::future::join_all(jobs).await {
-        for (i, d) in j.map_err(BusError::Task)? {
-            outcomes[i] = Some(d);
-        }
-    }
+/// The stateful checks and the journal step of a prepared batch, then its
+/// acks; tells the relay which of our events were receipted.
+async fn finish(ctx: Arc<Ctx>, p: Prepared) -> Result<(), BusError> {
+    let Prepared {
+        msgs,
+        units,
+        authentic,
+        spans,
+        now,
+    } = p;
+    let c = ctx.clone();
+    let (input, outcomes) = tokio::task::spawn_blocking(move || {
+        let verdicts = decide_all(&c, &units, authentic, &spans);
+        let outcomes = journal_all(&c, &units, &verdicts, now);
+        (units, outcomes)
+    })
+    .await
+    .map_err(BusError::Task)?;
+    let ctx = &ctx;
+
+    // A message is acked when every unit of it is durable; otherwise it
+    // comes again whole (its durable units are deduplicated then).
+    let mut retry = vec![false; msgs.len()];
     let mut completed = Vec::new();
-    for (m, d) in msgs.iter().zip(outcomes) {
+    for (u, d) in input.iter().zip(outcomes) {
         match d {
-            Some(Done::Ack(c)) => {
-                completed.extend(c);
-                if let Err(e) = m.ack().await {
-                    tracing::debug!(error = %e, "ack failed; the message will be redelivered and deduplicated");
-                }
-            }
-            _ => {
-                let _ = m
-                    .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
-                    .await;
-            }
+            Done::Ack(c) => completed.extend(c),
+            Done::Retry => retry[u.msg] = true,
+        }
+    }
+    for (m, retry) in msgs.iter().zip(retry) {
+        if retry {
+            let _ = m
+                .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
+                .await;
+        } else if let Err(e) = m.ack().await {
+            tracing::debug!(error = %e, "ack failed; the message will be redelivered and deduplicated");
         }
     }
     crate::meter::delivered(ctx, &completed);
@@ -207,13 +286,149 @@ async fn handle(ctx: &Arc<Ctx>, msgs: Vec<Message>) -> Result<(), BusError> {
     Ok(())
 }
 
-fn journal_one(
+/// The stateless checks of every unit (envelope, signature, subject,
+/// shape: [`check::authenticate`]), on up to [`CHECK_THREADS`] threads;
+/// with each unit's trace span.
+fn authenticate_all(
+    ctx: &Ctx,
+    units: &[Unit],
+    now: Timestamp,
+) -> (Vec<Result<check::Authentic, Rejection>>, Vec<tracing::Span>) {
+    let spans: Vec<tracing::Span> = units
+        .iter()
+        .map(|u| {
+            let span = tracing::info_span!("waymark.bus.receive", subject = %u.subject);
+            trace::adopt(&span, u.headers.as_ref());
+            span
+        })
+        .collect();
+    let authenticate = |i: usize| {
+        let u = &units[i];
+        match &u.not_a_batch {
+            Some(reason) => Err(Rejection::new(Reason::Malformed, reason.clone())),
+            None => spans[i].in_scope(|| check::authenticate(ctx, &u.subject, &u.payload, now)),
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(CHECK_THREADS);
+    let authentic = if threads < 2 || units.len() < 8 {
+        (0..units.len()).map(authenticate).collect()
+    } else {
+        let per = units.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = (0..units.len())
+                .step_by(per)
+                .map(|start| {
+                    let authenticate = &authenticate;
+                    s.spawn(move || {
+                        (start..(start + per).min(units.len()))
+                            .map(authenticate)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
+    (authentic, spans)
+}
+
+/// The stateful checks ([`check::decide`]: receipts, dedup, sealed data,
+/// the rules), one unit after the other in stream order, as the case
+/// states require.
+fn decide_all(
+    ctx: &Ctx,
+    units: &[Unit],
+    authentic: Vec<Result<check::Authentic, Rejection>>,
+    spans: &[tracing::Span],
+) -> Vec<Checked> {
+    authentic
+        .into_iter()
+        .zip(units.iter().zip(spans))
+        .map(|(a, (u, span))| match a {
+            Ok(a) => span.in_scope(|| check::decide(ctx, a, u.headers.as_ref())),
+            Err(refused) => Ok(Err(refused)),
+        })
+        .collect()
+}
+
+/// Journals every unit, in stream order, in one commit: each unit's entry
+/// (RECEIVED, or QUARANTINED) and its receipt are staged, and one wait for
+/// the last staged append makes them all durable (commits are durable in
+/// order). A unit that fails to stage is retried, and so is every later
+/// unit of its case (a case's events are journaled in order or not at all);
+/// its case is dropped from the policy cache. If the commit fails, every
+/// unit is retried.
+fn journal_all(ctx: &Ctx, units: &[Unit], verdicts: &[Checked], now: Timestamp) -> Vec<Done> {
+    let mut out: Vec<Done> = Vec::with_capacity(units.len());
+    let mut failed_cases: HashSet<CaseId> = HashSet::new();
+    let mut last = None;
+    let mut duplicates = 0u64;
+    let case_of = |v: &Checked| match v {
+        Ok(Ok(a)) => a.case,
+        _ => None,
+    };
+    for (u, v) in units.iter().zip(verdicts) {
+        let case = case_of(v);
+        if case.is_some_and(|c| failed_cases.contains(&c)) {
+            out.push(Done::Retry);
+            continue;
+        }
+        match stage_one(ctx, &u.subject, &u.payload, v, now) {
+            Ok(one) => {
+                last = one.staged.or(last);
+                duplicates += u64::from(one.duplicate);
+                out.push(Done::Ack(one.completes));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "journaling an inbox message failed; will retry");
+                if let Some(c) = case {
+                    ctx.cache.invalidate(&c);
+                    failed_cases.insert(c);
+                }
+                out.push(Done::Retry);
+            }
+        }
+    }
+    if let Some(staged) = last
+        && let Err(e) = ctx.journal.wait_staged(staged)
+    {
+        tracing::warn!(error = %e, "committing inbox messages failed; will retry");
+        for v in verdicts {
+            if let Some(c) = case_of(v) {
+                ctx.cache.invalidate(&c);
+            }
+        }
+        return units.iter().map(|_| Done::Retry).collect();
+    }
+    for _ in 0..duplicates {
+        ctx.counters.duplicate();
+    }
+    out
+}
+
+/// What staging one unit did.
+struct StagedUnit {
+    /// The last append it staged, if any (a unit may stage none, e.g. a
+    /// duplicate whose receipt exists).
+    staged: Option<waymark_journal::Staged>,
+    /// It was journaled before.
+    duplicate: bool,
+    /// For a receipt: the event of ours it completes.
+    completes: Option<EventId>,
+}
+
+fn stage_one(
     ctx: &Ctx,
     subject: &str,
     payload: &[u8],
     verdict: &Checked,
     now: Timestamp,
-) -> Result<Done, JournalError> {
+) -> Result<StagedUnit, JournalError> {
     match verdict {
         Err(e) => Err(JournalError::Failed(format!("check failed: {e}"))),
         Ok(Ok(a)) => {
@@ -228,12 +443,12 @@ fn journal_one(
                     .map_err(|e| JournalError::Failed(format!("keeping sealed data: {e}")))?;
             }
             // The event and its receipt go into one commit: the receipt
-            // (which names the event's seq) is appended before the event is
+            // (which names the event's seq) is staged before the event is
             // known durable, and is durable only with it; nothing leaves
             // before both are.
             let staged = ctx.journal.stage_received(payload, now, a.completes)?;
             let appended = staged.appended();
-            receipt::ensure(
+            let receipt = receipt::ensure(
                 ctx,
                 &a.event,
                 payload,
@@ -241,21 +456,22 @@ fn journal_one(
                 ReceiptStatus::Journaled,
                 "",
             )?;
-            ctx.journal.wait_staged(staged)?;
-            if matches!(appended, Appended::Existing { .. }) || a.duplicate {
-                ctx.counters.duplicate();
-            }
-            Ok(Done::Ack(a.completes))
+            Ok(StagedUnit {
+                staged: Some(receipt.unwrap_or(staged)),
+                duplicate: matches!(appended, Appended::Existing { .. }) || a.duplicate,
+                completes: a.completes,
+            })
         }
         Ok(Err(rej)) => {
             let q = quarantine::record(rej, subject, payload);
             let appended = ctx.journal.append_quarantined(q, now)?;
             ctx.counters.quarantined(rej.reason);
             tracing::info!(reason = rej.reason.as_str(), detail = %rej.detail, "quarantined");
+            let mut staged = None;
             if rej.authentic.is_some()
                 && let Some(ev) = crate::state::decode_event(payload)
             {
-                receipt::ensure(
+                staged = receipt::ensure(
                     ctx,
                     &ev,
                     payload,
@@ -264,7 +480,11 @@ fn journal_one(
                     rej.reason.as_str(),
                 )?;
             }
-            Ok(Done::Ack(None))
+            Ok(StagedUnit {
+                staged,
+                duplicate: false,
+                completes: None,
+            })
         }
     }
 }

@@ -15,6 +15,16 @@
 //!  B relay: receipt ── publish ── PubAck ──▶ receipt leaves B's outbox (receipts are not receipted)
 //!  A inbox: receipt ── checks ── append_received(completes = event) ──▶ OUTBOX item removed atomically
 //! ```
+//! - Transport: what a relay round has due for one recipient is published as
+//!   one [`batch`] message (`EventBatch`, subject token `batch`) instead of
+//!   one message per event, because the broker syncs every message it stores;
+//!   the inbox unpacks it and handles each event as above, and acks the
+//!   message once all of them are durable. A lone event travels alone.
+//! - The inbox pipelines: a batch's stateless checks (signature, subject,
+//!   shape) run, in parallel, while the previous batch journals; the stateful
+//!   checks and the journal step run one batch at a time, in stream order,
+//!   and a batch's entries and receipts are staged and made durable by one
+//!   commit.
 //! - A JetStream ack never counts as delivery; only the recipient's signed
 //!   receipt, journaled by the sender, does.
 //! - Per (case, recipient) the relay keeps one event in flight (stop and
@@ -34,7 +44,7 @@
 //! Personal data travels sealed to the recipient and detached from the
 //! signed event, never journaled: see [`sealing`].
 //!
-//! Modules: [`subjects`], [`provision`], [`directory`], [`quarantine`], [`sealing`],
+//! Modules: [`batch`], [`subjects`], [`provision`], [`directory`], [`quarantine`], [`sealing`],
 //! [`config`], [`error`]; internal: relay, inbox, witness (checkpoints),
 //! check (verification and policy), state (case-state cache), trace (W3C
 //! context in NATS headers), meter (metrics: outbox depth, receipts pending,
@@ -42,6 +52,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod batch;
 mod bus;
 mod check;
 pub mod config;

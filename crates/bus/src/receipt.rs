@@ -11,7 +11,7 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 use waymark_crypto::{proto_from_timestamp, sign_envelope};
-use waymark_journal::JournalError;
+use waymark_journal::{JournalError, Staged};
 use waymark_proto::PAYLOAD_TYPE_EVENT;
 use waymark_proto::v1::event::Body as B;
 use waymark_proto::v1::{Event as PbEvent, EventRef, Receipt, ReceiptStatus};
@@ -36,8 +36,10 @@ pub(crate) fn receipt_id(ctx: &Ctx, event: &EventId, status: ReceiptStatus) -> E
 }
 
 /// Makes sure a receipt for `original` (received as `envelope`) exists:
-/// journals and queues a new one, or asks the relay to publish the existing
-/// one again.
+/// stages a new one (journaled and queued once the caller's wait for it, or
+/// for a later staged append, returned; see
+/// [`Journal::stage_originated`](waymark_journal::Journal::stage_originated)),
+/// or asks the relay to publish the existing one again.
 pub(crate) fn ensure(
     ctx: &Ctx,
     original: &PbEvent,
@@ -45,19 +47,19 @@ pub(crate) fn ensure(
     journal_seq: u64,
     status: ReceiptStatus,
     reason: &str,
-) -> Result<(), JournalError> {
+) -> Result<Option<Staged>, JournalError> {
     if matches!(original.body, Some(B::Receipt(_))) {
-        return Ok(());
+        return Ok(None);
     }
     let Ok(orig_id) = EventId::parse(&original.event_id) else {
-        return Ok(());
+        return Ok(None);
     };
     let id = receipt_id(ctx, &orig_id, status);
     if let Some(seq) = ctx.journal.event_seq(&id)? {
         if let Ok(mut r) = ctx.republish.lock() {
             r.push(seq);
         }
-        return Ok(());
+        return Ok(None);
     }
     let me = &ctx.config.agency;
     let ev = PbEvent {
@@ -82,6 +84,6 @@ pub(crate) fn ensure(
     };
     let env = sign_envelope(&ctx.key, PAYLOAD_TYPE_EVENT, ev.encode_to_vec());
     ctx.journal
-        .append_originated(&env.encode_to_vec(), Timestamp::now())?;
-    Ok(())
+        .stage_originated(&env.encode_to_vec(), Timestamp::now())
+        .map(Some)
 }

@@ -99,6 +99,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
     }
 }
 
+/// A recipient's runs of items (each one broker message) and the bytes of
+/// its last run.
+type Runs<'a> = (AgencyId, Vec<Vec<(u64, &'a Item)>>, usize);
+
 type RoundError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Relay {
@@ -254,22 +258,30 @@ impl Relay {
     /// other, every ack lost with a killed broker cost a full timeout in
     /// turn, and the relay stalled for (lost acks × 5 s). Returns the first
     /// publish or PubAck error.
+    ///
+    /// The chunk's items for one recipient travel as batches
+    /// ([`crate::batch`]) of up to `batch_max_events`; a lone item (or one
+    /// too big to share a message) travels as a message of its own.
     async fn publish_chunk(
         &mut self,
         seqs: &[u64],
     ) -> Result<Option<PublishErrorKind>, RoundError> {
-        let mut pending: Vec<(u64, PublishAckFuture)> = Vec::with_capacity(seqs.len());
-        let mut first_error = None;
+        // Receipts no longer in the window (published once already) are
+        // read again from the journal.
+        let mut reread = HashMap::new();
         for &seq in seqs {
-            let (subject, msg) = match self.items.get(&seq) {
-                Some(i) => (i.subject.clone(), self.message(i)),
-                None => match self.reread(seq).await? {
-                    Some(x) => x,
-                    None => continue,
-                },
-            };
+            if !self.items.contains_key(&seq)
+                && let Some(i) = self.reread(seq).await?
+            {
+                reread.insert(seq, i);
+            }
+        }
+        let messages = self.pack(seqs, &reread);
+        let mut pending: Vec<(Vec<u64>, PublishAckFuture)> = Vec::with_capacity(messages.len());
+        let mut first_error = None;
+        for (group, subject, msg) in messages {
             match self.ctx.js.send_publish(subject, msg).await {
-                Ok(f) => pending.push((seq, f)),
+                Ok(f) => pending.push((group, f)),
                 Err(e) => {
                     first_error = Some(e.kind());
                     break;
@@ -277,27 +289,29 @@ impl Relay {
             }
         }
         let deadline = Instant::now() + self.ctx.config.publish_ack_timeout;
-        let acks = futures::future::join_all(pending.into_iter().map(|(seq, f)| async move {
+        let acks = futures::future::join_all(pending.into_iter().map(|(group, f)| async move {
             match tokio::time::timeout_at(deadline, f.into_future()).await {
-                Ok(Ok(_)) => (seq, None),
-                Ok(Err(e)) => (seq, Some(e.kind())),
-                Err(_) => (seq, Some(PublishErrorKind::TimedOut)),
+                Ok(Ok(_)) => (group, None),
+                Ok(Err(e)) => (group, Some(e.kind())),
+                Err(_) => (group, Some(PublishErrorKind::TimedOut)),
             }
         }))
         .await;
         let mut delivered_receipts = Vec::new();
-        for (seq, error) in acks {
+        for (group, error) in acks {
             if let Some(kind) = error {
                 first_error = first_error.or(Some(kind));
                 continue;
             }
-            if let Some(i) = self.items.get_mut(&seq) {
-                if i.receipt {
-                    delivered_receipts.push((seq, i.recipient.clone()));
-                } else {
-                    i.sent = Some(Instant::now());
-                    if let Some(l) = &i.lane {
-                        self.busy.insert(l.clone());
+            for seq in group {
+                if let Some(i) = self.items.get_mut(&seq) {
+                    if i.receipt {
+                        delivered_receipts.push((seq, i.recipient.clone()));
+                    } else {
+                        i.sent = Some(Instant::now());
+                        if let Some(l) = &i.lane {
+                            self.busy.insert(l.clone());
+                        }
                     }
                 }
             }
@@ -322,7 +336,86 @@ impl Relay {
         Ok(first_error)
     }
 
-    fn message(&self, i: &Item) -> PublishMessage {
+    /// The broker messages for `seqs` (in seq order): per recipient, runs of
+    /// up to `batch_max_events` items under half of `max_message_bytes`
+    /// become one batch; a run of one is a message of its own. Each message
+    /// comes with the seqs it carries.
+    fn pack(
+        &self,
+        seqs: &[u64],
+        reread: &HashMap<u64, Item>,
+    ) -> Vec<(Vec<u64>, String, PublishMessage)> {
+        let max_events = self
+            .ctx
+            .config
+            .batch_max_events
+            .clamp(1, crate::batch::MAX_EVENTS);
+        let max_bytes = self.ctx.config.max_message_bytes / 2;
+        // Per recipient, in order of first appearance; runs in seq order.
+        let mut runs: Vec<Runs<'_>> = Vec::new();
+        for &seq in seqs {
+            let Some(item) = self.items.get(&seq).or_else(|| reread.get(&seq)) else {
+                continue;
+            };
+            let size = item.envelope.len()
+                + item
+                    .sealed
+                    .iter()
+                    .map(|c| c.len() * 4 / 3 + 32)
+                    .sum::<usize>()
+                + 160;
+            let at = match runs.iter().position(|(r, _, _)| *r == item.recipient) {
+                Some(at) => at,
+                None => {
+                    runs.push((item.recipient.clone(), vec![Vec::new()], 0));
+                    runs.len() - 1
+                }
+            };
+            let (_, list, bytes) = &mut runs[at];
+            let full = list.last().is_some_and(|run| {
+                !run.is_empty() && (run.len() >= max_events || *bytes + size > max_bytes)
+            });
+            if full {
+                list.push(Vec::new());
+                *bytes = 0;
+            }
+            if let Some(run) = list.last_mut() {
+                run.push((seq, item));
+            }
+            *bytes += size;
+        }
+        let mut out = Vec::new();
+        for (recipient, list, _) in runs {
+            for run in list {
+                match run.as_slice() {
+                    [] => {}
+                    [(seq, i)] => out.push((vec![*seq], i.subject.clone(), self.message(i))),
+                    _ => {
+                        let headers: Vec<HeaderMap> =
+                            run.iter().map(|(_, i)| self.headers(i)).collect();
+                        let payload = crate::batch::encode(
+                            run.iter().zip(&headers).map(|((_, i), h)| (&i.envelope, h)),
+                        );
+                        let msg = PublishMessage::build()
+                            .payload(Bytes::from(payload))
+                            .message_id(crate::batch::message_id(
+                                run.iter().map(|(_, i)| &i.event_id),
+                            ));
+                        let subject = subjects::event(
+                            &self.ctx.config.agency,
+                            &recipient,
+                            SubjectKind::Batch,
+                        );
+                        out.push((run.iter().map(|(s, _)| *s).collect(), subject, msg));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The headers `i` carries: its trace context and sealed sections.
+    fn headers(&self, i: &Item) -> HeaderMap {
         let mut headers = HeaderMap::new();
         if let Ok(s) = self.ctx.in_flight.lock()
             && let Some(t) = s.get(&i.event_id)
@@ -330,14 +423,18 @@ impl Relay {
             crate::trace::inject(&t.trace, &mut headers);
         }
         crate::sealing::attach(&mut headers, &i.sealed);
+        headers
+    }
+
+    fn message(&self, i: &Item) -> PublishMessage {
         PublishMessage::build()
             .payload(i.envelope.clone())
-            .headers(headers)
+            .headers(self.headers(i))
             .message_id(i.event_id.to_string())
     }
 
     /// A receipt no longer in the outbox, to publish again.
-    async fn reread(&self, seq: u64) -> Result<Option<(String, PublishMessage)>, RoundError> {
+    async fn reread(&self, seq: u64) -> Result<Option<Item>, RoundError> {
         let ctx = self.ctx.clone();
         let me = ctx.config.agency.clone();
         let item = tokio::task::spawn_blocking(move || -> Result<Option<Item>, RoundError> {
@@ -360,7 +457,7 @@ impl Relay {
             read_item(&ctx, seq, to, id)
         })
         .await??;
-        Ok(item.map(|i| (i.subject.clone(), self.message(&i))))
+        Ok(item)
     }
 }
 

@@ -3,6 +3,7 @@
 //! | subject | published by | meaning |
 //! |---|---|---|
 //! | `waymark.v1.evt.<sender>.<recipient>.<kind>` | the sender | one signed event for one recipient; `<kind>` is [`EventKind::as_str`] of the body, or [`FORWARDED`] |
+//! | `waymark.v1.evt.<sender>.<recipient>.batch` | the sender | an `EventBatch`: several signed events for one recipient ([`crate::batch`]) |
 //! | `waymark.v1.ckpt.<agency>` | the agency | a `CheckpointAnnouncement` of its journal |
 //! | `waymark.v1.cosig.<witness>.<agency>` | the witness | a signed `Cosignature` of one of `<agency>`'s checkpoints |
 //!
@@ -19,6 +20,10 @@ use waymark_types::{AgencyId, EventKind};
 /// fact), so the bus owns this token.
 pub const FORWARDED: &str = "forwarded";
 
+/// Kind token of a transport batch ([`crate::batch`]); no event kind is
+/// spelled this way.
+pub const BATCH: &str = "batch";
+
 const EVT: &str = "waymark.v1.evt";
 const CKPT: &str = "waymark.v1.ckpt";
 const COSIG: &str = "waymark.v1.cosig";
@@ -30,6 +35,8 @@ pub enum SubjectKind {
     Event(EventKind),
     /// Another agency's signed event, forwarded whole.
     Forwarded,
+    /// Several events in one `EventBatch` message ([`crate::batch`]).
+    Batch,
 }
 
 impl SubjectKind {
@@ -38,6 +45,7 @@ impl SubjectKind {
         match self {
             SubjectKind::Event(k) => k.as_str(),
             SubjectKind::Forwarded => FORWARDED,
+            SubjectKind::Batch => BATCH,
         }
     }
 
@@ -45,6 +53,9 @@ impl SubjectKind {
     pub fn parse(s: &str) -> Option<Self> {
         if s == FORWARDED {
             return Some(SubjectKind::Forwarded);
+        }
+        if s == BATCH {
+            return Some(SubjectKind::Batch);
         }
         s.parse().ok().map(SubjectKind::Event)
     }

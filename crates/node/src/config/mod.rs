@@ -146,6 +146,12 @@ pub struct NatsConfig {
     /// Copies the agency keeps of each stream it creates (1, or 3 on a
     /// three-node cluster). Default 1.
     pub stream_replicas: usize,
+    /// Most events the relay packs into one broker message for one
+    /// recipient (an `EventBatch`, so the broker stores and syncs one
+    /// message instead of many). Default 64; 1 sends every event alone, as
+    /// versions before batches did: set it to 1 while any agency of the
+    /// federation still runs such a version.
+    pub batch_max_events: usize,
 }
 
 /// `[journal]`: the local journal.

@@ -94,6 +94,7 @@ pub(super) const KEYS: &[Key] = &[
     key("nats.tls_key_file", Str, Defaulted, existing_file),
     key("nats.stream", Str, Defaulted, stream_name),
     key("nats.stream_replicas", Int, Defaulted, int::<1, 5>),
+    key("nats.batch_max_events", Int, Defaulted, int::<1, 1024>),
     key("journal.data_dir", Str, Required, non_empty_path),
     key(
         "journal.checkpoint_every_entries",
@@ -183,6 +184,7 @@ pub(super) fn defaults_only() -> NodeConfig {
             tls_key_file: None,
             stream: "WAYMARK".to_owned(),
             stream_replicas: 1,
+            batch_max_events: 64,
         },
         journal: JournalConfig {
             data_dir: PathBuf::new(),
