@@ -352,6 +352,17 @@ pub(crate) async fn record(
         .await
         .map_err(|e| ApiError::from_send(e, fields))?;
     core.grew(sent.seq);
+    if let (true, Some(hash)) = (sent.new, sent.entry_hash) {
+        // Recorded now: the answer is known without reading it back.
+        return Ok(Recorded {
+            recorded: pb::RecordedEvent {
+                event_id: id.to_string(),
+                journal_seq: sent.seq,
+                entry_hash: hash.to_vec(),
+                replayed: false,
+            },
+        });
+    }
     let id = if sent.new {
         id
     } else {

@@ -67,6 +67,19 @@ async fn handover_withdrawal_idempotency_and_journal() {
         first.recorded.as_ref().unwrap().event_id
     );
     assert_eq!(f.police.size(), size, "a retry records nothing");
+    // The answer names the entry as journaled, first time (known from the
+    // append) and on a retry (read back) alike.
+    let (r1, r2) = (first.recorded.unwrap(), again.recorded.unwrap());
+    let bytes = f
+        .police
+        .agency
+        .journal()
+        .entry(r1.journal_seq)
+        .unwrap()
+        .unwrap();
+    let leaf = waymark_journal::merkle::leaf_hash(&bytes).to_vec();
+    assert_eq!(r1.entry_hash, leaf);
+    assert_eq!((r2.journal_seq, &r2.entry_hash), (r1.journal_seq, &leaf));
     let mut other = open.clone();
     other.presumed_child = true;
     let e = f.police.case().open_case(other).await.unwrap_err();

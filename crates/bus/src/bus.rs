@@ -61,6 +61,8 @@ pub struct Sent {
     pub seq: u64,
     /// False when the event id was already journaled (an idempotent retry).
     pub new: bool,
+    /// For a new entry: its entry hash (the Merkle leaf hash of its bytes).
+    pub entry_hash: Option<waymark_journal::merkle::Hash>,
 }
 
 /// One agency's running bus: relay, inbox and witness tasks.
@@ -225,7 +227,10 @@ impl Bus {
             })
             .await
             .map_err(SendError::Task)??;
-            let new = matches!(appended, waymark_journal::Appended::New { .. });
+            let (new, entry_hash) = match appended {
+                waymark_journal::Appended::New { hash, .. } => (true, Some(hash)),
+                waymark_journal::Appended::Existing { .. } => (false, None),
+            };
             if has_recipient {
                 if new
                     && let Ok(mut s) = ctx.in_flight.lock()
@@ -239,6 +244,7 @@ impl Bus {
                 event_id,
                 seq: appended.seq(),
                 new,
+                entry_hash,
             })
         }
         .instrument(span)

@@ -142,7 +142,7 @@ impl Relay {
                 (true, Some(_)) => false,
                 (false, sent) => {
                     if let Some(l) = &i.lane
-                        && !lanes_seen.insert(l.clone())
+                        && !lanes_seen.insert(l)
                     {
                         continue;
                     }
