@@ -1,12 +1,19 @@
 """Checks Waymark's deployment files (deploy/) without Docker or a cluster.
 
-Usage: validate_deploy.py REPO_ROOT     (run by tests/tests/deploy.rs)
+Usage: validate_deploy.py REPO_ROOT          (run by tests/tests/deploy.rs)
+       validate_deploy.py REPO_ROOT --dump   prints {"compose": the interpolated
+                                             compose file, "k8s": the rendered
+                                             objects} as JSON, for deploy.rs
 
 - compose.yaml: parsed and validated by compose-spec (the compose_spec Rust
   crate's rules), then structural checks: three NATS nodes with JetStream and
-  cluster routes to each other, the five agencies each with its node.toml,
-  secrets mount and a healthy-NATS dependency, an OpenTelemetry Collector
-  whose config routes OTLP traces to the Jaeger service.
+  cluster routes to each other, including the generated auth.conf whose users
+  are exactly the five agencies and the stream provisioner, a one-shot
+  `waymark nats provision` service (after healthy NATS, with the agencies'
+  stream replicas), the five agencies each with its node.toml, secrets mount,
+  a healthy-NATS dependency and a dependency on the provisioner having
+  completed, an OpenTelemetry Collector whose config routes OTLP traces to the
+  Jaeger service.
 - deploy/k8s/base: rendered like `kustomize build` for exactly the features
   used (resources, configMapGenerator, namespace, labels; anything else is
   refused so the renderer cannot silently diverge), every object validated
@@ -14,13 +21,17 @@ Usage: validate_deploy.py REPO_ROOT     (run by tests/tests/deploy.rs)
   cross-references: every ConfigMap (and key) referenced exists, every Secret
   and key referenced is declared in deploy/k8s/required-secrets.txt and
   every declared one is used, the NATS StatefulSet has 3 replicas behind a
-  headless Service and its routes name exactly its 3 pods, Services select
-  pods, each agency's node.toml file paths are keys of its Secret.
+  headless Service and its routes name exactly its 3 pods, its auth.conf
+  users are the five agencies and the provisioner, a Job runs
+  `waymark nats provision` with the agencies' stream replicas and files from
+  its own Secret, Services select pods, each agency's node.toml file paths
+  are keys of its Secret.
 
 Prints every problem and exits 1 if there is any; prints the number of
 checks passed otherwise.
 """
 
+import json
 import pathlib
 import re
 import sys
@@ -55,6 +66,48 @@ def check(ok: bool, what: str) -> bool:
 
 def routes(conf: str) -> set[str]:
     return set(re.findall(r"nats-route://([A-Za-z0-9.-]+):6222", conf))
+
+
+PROVISIONER = "waymark-provisioner"
+
+
+def auth_users(conf: str) -> list[str]:
+    """The users of a `waymark keys nats` file: each is `# name` then `{ nkey:`."""
+    return re.findall(r"#\s*(\S+)\s*\n\s*\{\s*nkey:", conf)
+
+
+def flags(args: list[str]) -> dict[str, str]:
+    """`--name=value` and `--name value` of a command line."""
+    out, i = {}, 0
+    while i < len(args):
+        a = str(args[i])
+        if a.startswith("--"):
+            if "=" in a:
+                k, _, v = a[2:].partition("=")
+                out[k] = v
+            elif i + 1 < len(args) and not str(args[i + 1]).startswith("--"):
+                out[a[2:]] = str(args[i + 1])
+                i += 1
+        i += 1
+    return out
+
+
+def check_provisioner(who: str, args: list[str], replicas: set[int]) -> None:
+    """A `waymark nats provision` command line: TLS with a client certificate,
+    the provisioner seed and secrets under SECRETS_DIR, the agencies' replicas."""
+    if not check(list(args[:3]) == ["waymark", "nats", "provision"],
+                 f"{who}: runs `waymark nats provision`, not {args[:3]}"):
+        return
+    f = flags(list(args[3:]))
+    check(f.get("url", "").startswith("tls://nats:"), f"{who}: connects to tls://nats")
+    for k in ("nkey-seed-file", "tls-ca-file", "tls-cert-file", "tls-key-file"):
+        check(f.get(k, "").startswith(SECRETS_DIR), f"{who}: --{k} under {SECRETS_DIR}")
+    check(len(replicas) == 1 and f.get("stream-replicas") == str(next(iter(replicas))),
+          f"{who}: --stream-replicas {f.get('stream-replicas')} != the agencies' {replicas}")
+
+
+def node_replicas(node: dict) -> int:
+    return node.get("nats", {}).get("stream_replicas", 1)
 
 
 # ---- compose ---------------------------------------------------------------
@@ -124,8 +177,28 @@ def check_compose(deploy: pathlib.Path) -> None:
               f"{n}: reachable as `nats` (the agencies' URL)")
         include = re.search(r"include\s+\./(\S+)", conf)
         if check(include is not None, f"{n}: includes the agencies' users"):
-            check(f"/etc/nats/{include.group(1)}" in m,
-                  f"{n}: mounts the included {include.group(1)}")
+            src = m.get(f"/etc/nats/{include.group(1)}")
+            if check(src is not None and (deploy / src).is_file(),
+                     f"{n}: mounts the included {include.group(1)} from an existing file"):
+                users = auth_users((deploy / src).read_text())
+                check(sorted(users) == sorted([*AGENCIES.values(), PROVISIONER]),
+                      f"{n}: users {users} are not the five agencies and the provisioner")
+
+    replicas = set()
+    prov = "nats-provision"
+    for kind, aid in AGENCIES.items():
+        cfg = mounts(services.get(kind, {})).get("/etc/waymark/node.toml")
+        if cfg:
+            replicas.add(node_replicas(tomllib.loads((deploy / cfg).read_text())))
+    svc = services.get(prov)
+    if check(svc is not None, f"compose: no service {prov}"):
+        check_provisioner(prov, svc.get("command", []), replicas)
+        check(mounts(svc).get(SECRETS_DIR.rstrip("/")) == "./secrets/nats-provisioner",
+              f"{prov}: its own secrets at {SECRETS_DIR}")
+        check(svc.get("restart", "no") == "no", f"{prov}: one-shot (restart: no)")
+        for n in nats:
+            check(svc.get("depends_on", {}).get(n, {}).get("condition") == "service_healthy",
+                  f"{prov}: waits for {n} to be healthy")
 
     for kind, aid in AGENCIES.items():
         svc = services.get(kind)
@@ -149,6 +222,8 @@ def check_compose(deploy: pathlib.Path) -> None:
         for n in nats:
             check(deps.get(n, {}).get("condition") == "service_healthy",
                   f"{kind}: waits for {n} to be healthy")
+        check(deps.get(prov, {}).get("condition") == "service_completed_successfully",
+              f"{kind}: starts after {prov} completed successfully")
         otlp = svc.get("environment", {}).get("WAYMARK_TELEMETRY__OTLP_ENDPOINT", "")
         check(otlp == "http://otel-collector:4317", f"{kind}: exports traces to the collector")
 
@@ -221,7 +296,7 @@ def declared_secrets(path: pathlib.Path) -> dict[str, set[str]]:
 
 def pod_specs(objs: list[dict]):
     for o in objs:
-        if o["kind"] in ("StatefulSet", "Deployment", "DaemonSet"):
+        if o["kind"] in ("StatefulSet", "Deployment", "DaemonSet", "Job"):
             yield o, o["spec"]["template"]["spec"]
 
 
@@ -328,16 +403,40 @@ def check_k8s(deploy: pathlib.Path) -> None:
         # Variables in value position (`key: $VAR`), not `$JS...` subjects in strings.
         for var in re.findall(r":\s*\$([A-Z_][A-Z0-9_]*)", "\n".join(configmaps[cm].values())):
             check(var in env, f"NATS config uses ${var}, which the pod's environment lacks")
-        users = re.findall(r"nkey:\s*\$NKEY_([A-Z_]+)", configmaps[cm].get("agencies.conf", ""))
-        check(sorted(u.lower().replace("_", "-") for u in users) == sorted(AGENCIES.values()),
-              f"NATS users {users} are not the five agencies")
+        include = re.search(r"include\s+\./(\S+)", conf)
+        if check(include is not None, "NATS config includes its users"):
+            users = auth_users(configmaps[cm].get(include.group(1), ""))
+            check(sorted(users) == sorted([*AGENCIES.values(), PROVISIONER]),
+                  f"NATS users {users} are not the five agencies and the provisioner")
+    replicas = set()
     for kind, aid in AGENCIES.items():
         check(("StatefulSet", aid) in by, f"no StatefulSet for {kind} agency {aid}")
+        replicas.add(node_replicas(tomllib.loads(
+            configmaps.get(f"waymark-{aid}-config", {}).get("node.toml", ""))))
+    job = by.get(("Job", "nats-provision"))
+    if check(job is not None, "no Job nats-provision (kustomization resources)"):
+        spec = job["spec"]["template"]["spec"]
+        c = spec["containers"][0]
+        check_provisioner("Job/nats-provision", c.get("command", []) + c.get("args", []), replicas)
+        check(spec.get("restartPolicy") in ("OnFailure", "Never"), "Job/nats-provision restartPolicy")
+        mount = next((m for m in c.get("volumeMounts", [])
+                      if m["mountPath"] == SECRETS_DIR.rstrip("/")), None)
+        vols = {v["name"]: v for v in spec.get("volumes", [])}
+        sname = vols.get(mount["name"], {}).get("secret", {}).get("secretName") if mount else None
+        check(sname == "waymark-nats-provisioner",
+              f"Job/nats-provision: secrets from waymark-nats-provisioner, not {sname}")
+        for f in re.findall(re.escape(SECRETS_DIR) + r"([A-Za-z0-9._-]+)", " ".join(c.get("args", []))):
+            check(f in secrets.get(sname or "", set()),
+                  f"Job/nats-provision reads {SECRETS_DIR}{f}, not a key of Secret {sname}")
 
 
 def main() -> int:
     root = pathlib.Path(sys.argv[1])
     deploy = root / "deploy"
+    if sys.argv[2:] == ["--dump"]:
+        compose = yaml.safe_load(interpolate((deploy / "compose.yaml").read_text(), COMPOSE_ENV))
+        print(json.dumps({"compose": compose, "k8s": render(deploy / "k8s/base")}))
+        return 1 if problems else 0
     check_compose(deploy)
     check_k8s(deploy)
     for p in problems:

@@ -3,7 +3,7 @@
 //! Subcommands: `up` (the local sample federation), `demo` (the README's
 //! main job), `audit` (verify exported journals), `export` (FHIR R5 and
 //! Kantara consent receipts), `import` (HTCDS CSV into an agency), `keys` (agency signing
-//! keys), `bench` (the benchmark figures P1–P5), and `serve` (one agency process, what `up` starts). `main` only
+//! keys), `nats provision` (the streams on a deployed broker), `bench` (the benchmark figures P1–P5), and `serve` (one agency process, what `up` starts). `main` only
 //! parses flags and maps errors to exit codes; each subcommand lives in its
 //! own module.
 //!
@@ -22,6 +22,7 @@ mod demo;
 mod export;
 mod import;
 mod keys;
+mod nats;
 mod up;
 
 /// jemalloc instead of glibc's malloc: an agency process is long-lived and
@@ -62,6 +63,10 @@ enum Command {
     /// Generate and inspect agency signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Broker operations on a deployed cluster (`nats provision`: create the
+    /// streams as the stream provisioner before the agencies need them).
+    #[command(subcommand)]
+    Nats(nats::NatsCommand),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Nats(cmd) => nats::run(cmd),
         Command::Up(args) => up::run(args),
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),

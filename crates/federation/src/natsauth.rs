@@ -20,7 +20,9 @@
 //! `DIRECT.GET` are denied explicitly as well as absent from the allow list).
 //! Agencies cannot create streams: a stream created by a hostile agency
 //! could carry `republish`/`sources` settings that copy every event to it,
-//! so only the provisioner creates them (`waymark up` does it at start).
+//! so only the provisioner creates them: [`provision_streams`] in `waymark
+//! up` at start, [`provision`] in `waymark nats provision` on a deployed
+//! cluster (the provisioning step of `deploy/`).
 //!
 //! Residual, by design of NATS: `STREAM.INFO` on the two streams (needed to
 //! bind) can report per-subject message counts, i.e. traffic metadata
@@ -261,7 +263,8 @@ pub fn load_or_generate(file: &Path) -> Result<KeyPair, NatsAuthError> {
 }
 
 /// Creates (or verifies) the two streams as the provisioning user whose
-/// seed is in `seed_file`, on the server at `url`.
+/// seed is in `seed_file`, on the server at `url` (plain TCP, one replica:
+/// the local federation's broker).
 ///
 /// # Errors
 /// If the connection is refused or a stream cannot be created or differs
@@ -271,25 +274,86 @@ pub async fn provision_streams(
     seed_file: &Path,
     any_member: &AgencyId,
 ) -> anyhow::Result<()> {
+    provision_as(&ProvisionTarget::new(url, seed_file), any_member).await
+}
+
+/// Where and how the stream provisioner connects: what
+/// `waymark nats provision` is given on a deployed cluster.
+#[derive(Debug, Clone)]
+pub struct ProvisionTarget {
+    /// Server URLs (any node of the cluster).
+    pub urls: Vec<String>,
+    /// The provisioning user's nkey seed file.
+    pub seed_file: PathBuf,
+    /// CA that signed the servers' certificates; when set, only TLS is used.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM), for servers with `verify: true`.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
+    /// Copies of each stream (the agencies' `nats.stream_replicas`).
+    pub stream_replicas: usize,
+}
+
+impl ProvisionTarget {
+    /// `url` without TLS, one replica.
+    pub fn new(url: &str, seed_file: &Path) -> Self {
+        Self {
+            urls: vec![url.to_owned()],
+            seed_file: seed_file.to_owned(),
+            tls_ca_file: None,
+            tls_client: None,
+            stream_replicas: 1,
+        }
+    }
+}
+
+/// Creates (or verifies) the two streams as the provisioning user described
+/// by `target`. One attempt: a caller waiting for a starting cluster
+/// retries.
+///
+/// # Errors
+/// If the seed cannot be read, the connection is refused, or a stream
+/// cannot be created or differs from what the bus expects.
+pub async fn provision(target: &ProvisionTarget) -> anyhow::Result<()> {
+    // The provisioner creates no consumers, so the agency that BusConfig
+    // wants (it names consumers) is only a placeholder.
+    let placeholder = AgencyId::new(PROVISIONER).map_err(|e| anyhow::anyhow!("{e}"))?;
+    provision_as(target, &placeholder).await
+}
+
+async fn provision_as(target: &ProvisionTarget, any_member: &AgencyId) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let seed = load_seed(seed_file)?
+    let seed = load_seed(&target.seed_file)?
         .seed()
         .context("encoding the provisioner seed")?;
-    let client = async_nats::ConnectOptions::new()
+    let mut opts = async_nats::ConnectOptions::new()
         .name(PROVISIONER)
         .nkey(seed)
-        .custom_inbox_prefix(provisioner_inbox_prefix())
-        .connect(url)
+        .custom_inbox_prefix(provisioner_inbox_prefix());
+    if let Some(ca) = &target.tls_ca_file {
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let Some((cert, key)) = &target.tls_client {
+        opts = opts.add_client_certificate(cert.clone(), key.clone());
+    }
+    let urls: Vec<async_nats::ServerAddr> = target
+        .urls
+        .iter()
+        .map(|u| u.parse().with_context(|| format!("NATS URL {u:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    let client = opts
+        .connect(urls)
         .await
         .context("connecting to nats-server as the stream provisioner")?;
-    let js = async_nats::jetstream::new(client);
-    // Stream settings are the bus defaults; the agency in BusConfig only
-    // names consumers, which the provisioner does not create.
-    let config = waymark_bus::BusConfig::new(any_member.clone(), waymark_types::AgencyKind::Police);
-    waymark_bus::provision::provision(&js, &config)
+    let js = async_nats::jetstream::new(client.clone());
+    // Stream settings are the bus defaults, with the deployment's replicas.
+    let mut config =
+        waymark_bus::BusConfig::new(any_member.clone(), waymark_types::AgencyKind::Police);
+    config.stream_replicas = target.stream_replicas;
+    let done = waymark_bus::provision::provision(&js, &config)
         .await
-        .context("provisioning the JetStream streams")?;
-    Ok(())
+        .context("provisioning the JetStream streams");
+    let _ = client.drain().await;
+    done
 }
 
 /// A NATS config string literal (JSON quoting, which NATS accepts).
