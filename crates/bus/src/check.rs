@@ -15,7 +15,8 @@
 //! verifies with its originator's key, the forward is an allowed disclosure,
 //! and the inner event is applied as the same signed event).
 //!
-//! The checks up to the clock skew read no state ([`authenticate`]): the
+//! The checks up to the clock skew read no state ([`parse`],
+//! [`authenticate_parsed`]): the
 //! inbox runs them for a batch of messages in parallel. The rest
 //! ([`decide`]) reads the journal and folds events into the cached case
 //! states, so it runs in stream order.
@@ -62,15 +63,20 @@ pub(crate) struct Authentic {
     owner: AgencyId,
 }
 
-/// The checks up to the clock skew (see the module docs), which read no
-/// journal and no case state: `Err` is the refusal.
-pub(crate) fn authenticate(
-    ctx: &Ctx,
-    subject: &str,
-    bytes: &[u8],
-    now: Timestamp,
-) -> Result<Authentic, Rejection> {
-    let me = &ctx.config.agency;
+/// A message decoded far enough to know who signed it and when.
+pub(crate) struct Parsed {
+    /// The signed envelope.
+    pub(crate) env: Envelope,
+    ev: PbEvent,
+    sender: AgencyId,
+    recipient: AgencyId,
+    kind: SubjectKind,
+    /// When the event says it was signed (the key must be valid then).
+    pub(crate) at: Timestamp,
+}
+
+/// Size, envelope, payload type, event, subject and `occurred_at`.
+pub(crate) fn parse(ctx: &Ctx, subject: &str, bytes: &[u8]) -> Result<Parsed, Rejection> {
     if bytes.len() > ctx.config.max_message_bytes {
         return Err(Rejection::new(
             Reason::Oversized,
@@ -113,7 +119,39 @@ pub(crate) fn authenticate(
     let Some(at) = ev.occurred_at.as_ref().map(timestamp_from_proto) else {
         return Err(Rejection::new(Reason::Malformed, "occurred_at is missing"));
     };
-    let owner = ctx.directory.verify(&env, PAYLOAD_TYPE_EVENT, at)?;
+    Ok(Parsed {
+        env,
+        ev,
+        sender,
+        recipient,
+        kind,
+        at,
+    })
+}
+
+/// The checks up to the clock skew (see the module docs) after [`parse`],
+/// which read no journal and no case state: `Err` is the refusal; `signature_verified` when
+/// [`crate::directory::Directory::verify_batch`] found the envelope good.
+pub(crate) fn authenticate_parsed(
+    ctx: &Ctx,
+    parsed: Parsed,
+    signature_verified: bool,
+    now: Timestamp,
+) -> Result<Authentic, Rejection> {
+    let me = &ctx.config.agency;
+    let Parsed {
+        env,
+        ev,
+        sender,
+        recipient,
+        kind,
+        at,
+    } = parsed;
+    let owner = if signature_verified {
+        ctx.directory.owner_of_verified(&env)?
+    } else {
+        ctx.directory.verify(&env, PAYLOAD_TYPE_EVENT, at)?
+    };
     let Ok(event_id) = EventId::parse(&ev.event_id) else {
         return Err(Rejection::new(
             Reason::Malformed,

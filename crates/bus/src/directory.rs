@@ -117,6 +117,71 @@ impl Directory {
         ring
     }
 
+    /// Verifies the signatures of many envelopes of `payload_type` at once,
+    /// one Ed25519 batch equation per signing agency
+    /// ([`KeyRing::verify_batch`], about twice as fast as one by one).
+    /// Returns, per envelope, whether it is known good: every check of
+    /// [`Directory::verify`] but the count of signatures passed. `false`
+    /// says nothing (an unknown key, or a group with a bad signature): such
+    /// an envelope goes through [`Directory::verify`], which tells why.
+    pub fn verify_batch(&self, items: &[(&Envelope, Timestamp)], payload_type: &str) -> Vec<bool> {
+        let mut ok = vec![false; items.len()];
+        let mut groups: HashMap<&AgencyId, Vec<usize>> = HashMap::new();
+        for (i, (env, _)) in items.iter().enumerate() {
+            let owner = env
+                .signatures
+                .first()
+                .and_then(|s| KeyId::parse(&s.key_id).ok())
+                .and_then(|id| self.owners.get(&id));
+            if let Some(o) = owner {
+                groups.entry(o).or_default().push(i);
+            }
+        }
+        for (owner, members) in groups {
+            let Some(m) = self.members.get(owner) else {
+                continue;
+            };
+            let batch: Vec<_> = members
+                .iter()
+                .map(|&i| (items[i].0, payload_type, items[i].1))
+                .collect();
+            if m.keys.verify_batch(&batch).is_ok() {
+                for i in members {
+                    ok[i] = true;
+                }
+            }
+        }
+        ok
+    }
+
+    /// [`Directory::verify`] of an envelope [`Directory::verify_batch`]
+    /// found good: the signature count and the owner, without the curve
+    /// arithmetic again.
+    ///
+    /// # Errors
+    /// As [`Directory::verify`].
+    pub fn owner_of_verified(&self, env: &Envelope) -> Result<AgencyId, Rejection> {
+        let [sig] = env.signatures.as_slice() else {
+            return Err(Rejection::new(
+                Reason::BadSignature,
+                format!(
+                    "{} signatures where exactly one is required",
+                    env.signatures.len()
+                ),
+            ));
+        };
+        KeyId::parse(&sig.key_id)
+            .ok()
+            .and_then(|id| self.owners.get(&id))
+            .cloned()
+            .ok_or_else(|| {
+                Rejection::new(
+                    Reason::UnknownSender,
+                    format!("key {:.80} is not in the directory", sig.key_id),
+                )
+            })
+    }
+
     /// Verifies an envelope carrying exactly one signature, of
     /// `payload_type`, signed at `at`, and returns the agency owning the key.
     ///

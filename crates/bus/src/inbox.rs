@@ -4,7 +4,7 @@
 //! Messages are handled in ready batches, in stream order. A message on a
 //! `batch` subject is unpacked into its events ([`crate::batch`]); every
 //! event is then a unit of its own:
-//! 1. stateless checks ([`crate::check::authenticate`]: envelope, signature,
+//! 1. stateless checks ([`crate::check::parse`], [`crate::check::authenticate_parsed`]: envelope, signature,
 //!    subject, shape), in parallel, while the previous batch is still in
 //!    steps 2–4 (pipelined);
 //! 2. stateful checks ([`crate::check::decide`]: receipt target, dedup,
@@ -287,8 +287,11 @@ async fn finish(ctx: Arc<Ctx>, p: Prepared) -> Result<(), BusError> {
 }
 
 /// The stateless checks of every unit (envelope, signature, subject,
-/// shape: [`check::authenticate`]), on up to [`CHECK_THREADS`] threads;
-/// with each unit's trace span.
+/// shape: [`check::parse`], [`check::authenticate_parsed`]); the signatures
+/// in Ed25519 batch equations on up to [`CHECK_THREADS`] threads
+/// ([`crate::directory::Directory::verify_batch`]; a failed batch falls
+/// back to one by one, which names the bad one). With each unit's trace
+/// span.
 fn authenticate_all(
     ctx: &Ctx,
     units: &[Unit],
@@ -302,30 +305,44 @@ fn authenticate_all(
             span
         })
         .collect();
-    let authenticate = |i: usize| {
-        let u = &units[i];
-        match &u.not_a_batch {
+    let parsed: Vec<Result<check::Parsed, Rejection>> = units
+        .iter()
+        .zip(&spans)
+        .map(|(u, span)| match &u.not_a_batch {
             Some(reason) => Err(Rejection::new(Reason::Malformed, reason.clone())),
-            None => spans[i].in_scope(|| check::authenticate(ctx, &u.subject, &u.payload, now)),
-        }
+            None => span.in_scope(|| check::parse(ctx, &u.subject, &u.payload)),
+        })
+        .collect();
+    // The signatures, in one batch equation per sender and thread.
+    let verify = |range: std::ops::Range<usize>| {
+        let items: Vec<(usize, (&waymark_proto::v1::Envelope, Timestamp))> = range
+            .filter_map(|i| parsed[i].as_ref().ok().map(|p| (i, (&p.env, p.at))))
+            .collect();
+        let envs: Vec<_> = items.iter().map(|(_, x)| *x).collect();
+        let ok = ctx
+            .directory
+            .verify_batch(&envs, waymark_proto::PAYLOAD_TYPE_EVENT);
+        items
+            .into_iter()
+            .zip(ok)
+            .filter(|(_, ok)| *ok)
+            .map(|((i, _), _)| i)
+            .collect::<Vec<usize>>()
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(CHECK_THREADS);
-    let authentic = if threads < 2 || units.len() < 8 {
-        (0..units.len()).map(authenticate).collect()
+    let mut verified = vec![false; units.len()];
+    let good: Vec<usize> = if threads < 2 || units.len() < 8 {
+        verify(0..units.len())
     } else {
         let per = units.len().div_ceil(threads);
         std::thread::scope(|s| {
             let parts: Vec<_> = (0..units.len())
                 .step_by(per)
                 .map(|start| {
-                    let authenticate = &authenticate;
-                    s.spawn(move || {
-                        (start..(start + per).min(units.len()))
-                            .map(authenticate)
-                            .collect::<Vec<_>>()
-                    })
+                    let verify = &verify;
+                    s.spawn(move || verify(start..(start + per).min(units.len())))
                 })
                 .collect();
             parts
@@ -334,6 +351,17 @@ fn authenticate_all(
                 .collect()
         })
     };
+    for i in good {
+        verified[i] = true;
+    }
+    let authentic = parsed
+        .into_iter()
+        .zip(verified)
+        .zip(&spans)
+        .map(|((p, ok), span)| {
+            p.and_then(|p| span.in_scope(|| check::authenticate_parsed(ctx, p, ok, now)))
+        })
+        .collect();
     (authentic, spans)
 }
 
