@@ -4,19 +4,16 @@
 //! Messages are handled in ready batches, in stream order. A message on a
 //! `batch` subject is unpacked into its events ([`crate::batch`]); every
 //! event is then a unit of its own:
-//! 1. stateless checks ([`crate::check::parse`],
-//!    [`crate::check::authenticate_parsed`]: envelope, signature, subject,
-//!    shape), signatures in batch equations on several threads, while
-//!    earlier batches are still in steps 2–4 (pipelined);
+//! 1. stateless checks ([`crate::check::parse`], [`crate::check::authenticate_parsed`]: envelope, signature,
+//!    subject, shape), in parallel, while the previous batch is still in
+//!    steps 2–4 (pipelined);
 //! 2. stateful checks ([`crate::check::decide`]: receipt target, dedup,
 //!    sealed data, the rules), one unit after the other, so the case states
-//!    see events in order; this starts once the previous batch is staged
-//!    (step 3), so batches decide and stage strictly one after the other;
-//! 3. the journal step: RECEIVED (dedup by event id) and its receipt, or
-//!    QUARANTINED (and a QUARANTINED receipt when the sender is authentic),
-//!    staged in order, then one wait for the last (commits are durable in
-//!    order). The wait overlaps the next batch's steps 2 and 3, so its
-//!    entries often share the commit;
+//!    see events in order; this starts only once the previous batch ended;
+//! 3. the journal step, for all units in one commit: RECEIVED (dedup by
+//!    event id) and its receipt, or QUARANTINED (and a QUARANTINED receipt
+//!    when the sender is authentic), staged in order, then one wait for the
+//!    last (commits are durable in order);
 //! 4. acks, only for messages all of whose units are durable. A unit that
 //!    failed is retried (its message nak'ed, with every later unit of its
 //!    case) and its case dropped from the cache.
@@ -80,11 +77,14 @@ async fn session(
             source: broker(e),
         })?;
     let mut chunks = messages.ready_chunks(ctx.config.inbox_batch);
-    // Batches in their journal step, oldest first. All are awaited on every
-    // way out, so that two sessions never decide or stage at once.
-    let mut in_flight = InFlight::default();
-    let ended = pipeline(ctx, cancel, backoff, &mut chunks, &mut in_flight).await;
-    let finished = in_flight.drain().await;
+    // The batch whose journal step runs while the next one is checked. It is
+    // awaited on every way out, so that two sessions never decide at once.
+    let mut finishing: Option<tokio::task::JoinHandle<Result<(), BusError>>> = None;
+    let ended = pipeline(ctx, cancel, backoff, &mut chunks, &mut finishing).await;
+    let finished = match finishing.take() {
+        Some(f) => f.await.map_err(BusError::Task).and_then(|r| r),
+        None => Ok(()),
+    };
     match ended {
         Ok(None) => finished,
         Ok(Some(source)) => {
@@ -98,64 +98,16 @@ async fn session(
     }
 }
 
-/// The batches past their stateless checks, and whether the newest one is
-/// staged yet.
-#[derive(Default)]
-struct InFlight {
-    tasks: std::collections::VecDeque<tokio::task::JoinHandle<Result<(), BusError>>>,
-    /// Fires once the newest batch's entries are staged (or it failed).
-    staged: Option<tokio::sync::oneshot::Receiver<()>>,
-}
-
-impl InFlight {
-    /// Starts `p`'s stateful steps once the previous batch is staged.
-    async fn start(&mut self, ctx: &Arc<Ctx>, p: Prepared) -> Result<(), BusError> {
-        if let Some(prev) = self.staged.take() {
-            // An error means that batch failed before staging; its task
-            // reports why.
-            let _ = prev.await;
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tasks
-            .push_back(tokio::spawn(finish(ctx.clone(), p, tx)));
-        self.staged = Some(rx);
-        // Reap what is done, reporting the first failure.
-        while self
-            .tasks
-            .front()
-            .is_some_and(tokio::task::JoinHandle::is_finished)
-        {
-            if let Some(t) = self.tasks.pop_front() {
-                t.await.map_err(BusError::Task)??;
-            }
-        }
-        Ok(())
-    }
-
-    /// Awaits every batch in flight; the first failure.
-    async fn drain(&mut self) -> Result<(), BusError> {
-        let mut first = Ok(());
-        while let Some(t) = self.tasks.pop_front() {
-            let r = t.await.map_err(BusError::Task).and_then(|r| r);
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        first
-    }
-}
-
 /// Reads batches of messages until cancelled (`Ok(None)`) or the consumer
 /// fails (`Ok(Some(why))`). Pipelined: a batch's stateless checks run while
-/// earlier batches are in their journal step; its stateful checks and
-/// staging start once the previous batch is staged, and its commit overlaps
-/// that batch's.
+/// the previous batch journals (`finishing`); its stateful steps start only
+/// after that one ended.
 async fn pipeline<S>(
     ctx: &Arc<Ctx>,
     cancel: &CancellationToken,
     backoff: &mut Backoff,
     chunks: &mut S,
-    in_flight: &mut InFlight,
+    finishing: &mut Option<tokio::task::JoinHandle<Result<(), BusError>>>,
 ) -> Result<Option<Box<dyn std::error::Error + Send + Sync>>, BusError>
 where
     S: futures::Stream<
@@ -180,7 +132,10 @@ where
         }
         if !msgs.is_empty() {
             let prepared = prepare(ctx, msgs).await?;
-            in_flight.start(ctx, prepared).await?;
+            if let Some(f) = finishing.take() {
+                f.await.map_err(BusError::Task)??;
+            }
+            *finishing = Some(tokio::spawn(finish(ctx.clone(), prepared)));
             backoff.reset();
         }
         if let Some(e) = failure {
@@ -286,11 +241,7 @@ async fn prepare(ctx: &Arc<Ctx>, msgs: Vec<Message>) -> Result<Prepared, BusErro
 
 /// The stateful checks and the journal step of a prepared batch, then its
 /// acks; tells the relay which of our events were receipted.
-async fn finish(
-    ctx: Arc<Ctx>,
-    p: Prepared,
-    staged: tokio::sync::oneshot::Sender<()>,
-) -> Result<(), BusError> {
+async fn finish(ctx: Arc<Ctx>, p: Prepared) -> Result<(), BusError> {
     let Prepared {
         msgs,
         units,
@@ -299,19 +250,13 @@ async fn finish(
         now,
     } = p;
     let c = ctx.clone();
-    let (input, batch) = tokio::task::spawn_blocking(move || {
+    let (input, outcomes) = tokio::task::spawn_blocking(move || {
         let verdicts = decide_all(&c, &units, authentic, &spans);
-        let batch = stage_all(&c, &units, &verdicts, now);
-        (units, batch)
+        let outcomes = journal_all(&c, &units, &verdicts, now);
+        (units, outcomes)
     })
     .await
     .map_err(BusError::Task)?;
-    // The next batch may decide and stage now; this one's commit overlaps.
-    let _ = staged.send(());
-    let c = ctx.clone();
-    let outcomes = tokio::task::spawn_blocking(move || commit_all(&c, batch))
-        .await
-        .map_err(BusError::Task)?;
     let ctx = &ctx;
 
     // A message is acked when every unit of it is durable; otherwise it
@@ -439,44 +384,33 @@ fn decide_all(
         .collect()
 }
 
-/// A batch's units staged in the journal, not yet known durable.
-struct StagedBatch {
-    out: Vec<Done>,
-    /// The last append staged: once durable, all of the batch's are.
-    last: Option<waymark_journal::Staged>,
-    duplicates: u64,
-    /// The cases of its units (dropped from the cache if the commit fails).
-    cases: Vec<CaseId>,
-}
-
-/// Stages every unit's journal appends, in stream order: its entry
-/// (RECEIVED, or QUARANTINED) and its receipt. A unit that fails to stage
-/// is retried, and so is every later unit of its case (a case's events are
-/// journaled in order or not at all); its case is dropped from the policy
-/// cache. [`commit_all`] then makes them durable with one wait.
-fn stage_all(ctx: &Ctx, units: &[Unit], verdicts: &[Checked], now: Timestamp) -> StagedBatch {
-    let mut b = StagedBatch {
-        out: Vec::with_capacity(units.len()),
-        last: None,
-        duplicates: 0,
-        cases: Vec::new(),
-    };
+/// Journals every unit, in stream order, in one commit: each unit's entry
+/// (RECEIVED, or QUARANTINED) and its receipt are staged, and one wait for
+/// the last staged append makes them all durable (commits are durable in
+/// order). A unit that fails to stage is retried, and so is every later
+/// unit of its case (a case's events are journaled in order or not at all);
+/// its case is dropped from the policy cache. If the commit fails, every
+/// unit is retried.
+fn journal_all(ctx: &Ctx, units: &[Unit], verdicts: &[Checked], now: Timestamp) -> Vec<Done> {
+    let mut out: Vec<Done> = Vec::with_capacity(units.len());
     let mut failed_cases: HashSet<CaseId> = HashSet::new();
+    let mut last = None;
+    let mut duplicates = 0u64;
+    let case_of = |v: &Checked| match v {
+        Ok(Ok(a)) => a.case,
+        _ => None,
+    };
     for (u, v) in units.iter().zip(verdicts) {
-        let case = match v {
-            Ok(Ok(a)) => a.case,
-            _ => None,
-        };
-        b.cases.extend(case);
+        let case = case_of(v);
         if case.is_some_and(|c| failed_cases.contains(&c)) {
-            b.out.push(Done::Retry);
+            out.push(Done::Retry);
             continue;
         }
         match stage_one(ctx, &u.subject, &u.payload, v, now) {
             Ok(one) => {
-                b.last = one.staged.or(b.last);
-                b.duplicates += u64::from(one.duplicate);
-                b.out.push(Done::Ack(one.completes));
+                last = one.staged.or(last);
+                duplicates += u64::from(one.duplicate);
+                out.push(Done::Ack(one.completes));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "journaling an inbox message failed; will retry");
@@ -484,30 +418,25 @@ fn stage_all(ctx: &Ctx, units: &[Unit], verdicts: &[Checked], now: Timestamp) ->
                     ctx.cache.invalidate(&c);
                     failed_cases.insert(c);
                 }
-                b.out.push(Done::Retry);
+                out.push(Done::Retry);
             }
         }
     }
-    b
-}
-
-/// Waits until a staged batch is durable (one wait for its last append:
-/// commits are durable in order) and returns each unit's outcome; if the
-/// commit failed, every unit is retried.
-fn commit_all(ctx: &Ctx, b: StagedBatch) -> Vec<Done> {
-    if let Some(staged) = b.last
+    if let Some(staged) = last
         && let Err(e) = ctx.journal.wait_staged(staged)
     {
         tracing::warn!(error = %e, "committing inbox messages failed; will retry");
-        for c in &b.cases {
-            ctx.cache.invalidate(c);
+        for v in verdicts {
+            if let Some(c) = case_of(v) {
+                ctx.cache.invalidate(&c);
+            }
         }
-        return b.out.iter().map(|_| Done::Retry).collect();
+        return units.iter().map(|_| Done::Retry).collect();
     }
-    for _ in 0..b.duplicates {
+    for _ in 0..duplicates {
         ctx.counters.duplicate();
     }
-    b.out
+    out
 }
 
 /// What staging one unit did.
