@@ -230,3 +230,96 @@ impl Directory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waymark_crypto::{AgencyKey, sign_envelope};
+
+    const T: &str = "application/vnd.waymark.test";
+
+    fn key(k: &AgencyKey, from: i64, until: Option<i64>) -> TrustedKey {
+        TrustedKey {
+            key: k.public_key(),
+            valid_from: Timestamp(from),
+            valid_until: until.map(Timestamp),
+        }
+    }
+
+    #[test]
+    fn batch_verification_agrees_with_one_by_one() {
+        let (a, b, stranger, retired) = (
+            AgencyKey::generate(),
+            AgencyKey::generate(),
+            AgencyKey::generate(),
+            AgencyKey::generate(),
+        );
+        let mut dir = Directory::new();
+        let (ida, idb) = (
+            AgencyId::new("police-a").unwrap(),
+            AgencyId::new("shelter-b").unwrap(),
+        );
+        dir.insert(
+            ida.clone(),
+            AgencyKind::Police,
+            [key(&a, 0, None), key(&retired, 0, Some(10))],
+        );
+        dir.insert(idb.clone(), AgencyKind::Shelter, [key(&b, 0, None)]);
+        let at = Timestamp(100);
+        let good_a = |n: u8| sign_envelope(&a, T, vec![n; 8]);
+        let mut forged = good_a(9);
+        forged.signatures[0].sig[0] ^= 1;
+        let envs = [
+            good_a(1),
+            sign_envelope(&b, T, vec![2; 8]),
+            good_a(3),
+            sign_envelope(&stranger, T, vec![4; 8]),
+            sign_envelope(&retired, T, vec![5; 8]),
+        ];
+        // A's and B's good: each group verifies in one equation; the
+        // stranger's is not vouched for.
+        let items: Vec<_> = envs[..4].iter().map(|e| (e, at)).collect();
+        assert_eq!(dir.verify_batch(&items, T), vec![true, true, true, false]);
+        // A's retired key used after its validity: A's whole group is not
+        // vouched for (each is then checked alone, which names it).
+        let items: Vec<_> = envs.iter().map(|e| (e, at)).collect();
+        let vouched = dir.verify_batch(&items, T);
+        assert_eq!(vouched, vec![false, true, false, false, false]);
+        for (e, ok) in envs.iter().zip(vouched) {
+            if ok {
+                assert_eq!(
+                    dir.owner_of_verified(e).unwrap(),
+                    dir.verify(e, T, at).unwrap()
+                );
+            }
+        }
+        assert!(dir.verify(&envs[0], T, at).is_ok());
+        assert_eq!(
+            dir.verify(&envs[3], T, at).unwrap_err().reason,
+            Reason::UnknownSender
+        );
+        assert_eq!(
+            dir.verify(&envs[4], T, at).unwrap_err().reason,
+            Reason::RevokedKey
+        );
+        // One forged signature in A's group: none of A's is vouched for (the
+        // caller checks them one by one), B's still is.
+        let with_forged = [good_a(1), forged.clone(), sign_envelope(&b, T, vec![2; 8])];
+        let items: Vec<_> = with_forged.iter().map(|e| (e, at)).collect();
+        assert_eq!(dir.verify_batch(&items, T), vec![false, false, true]);
+        assert_eq!(
+            dir.verify(&forged, T, at).unwrap_err().reason,
+            Reason::BadSignature
+        );
+        // A wrong payload type is never vouched for.
+        let items = [(&envs[0], at)];
+        assert_eq!(dir.verify_batch(&items, "other/type"), vec![false]);
+        // Two signatures: vouched by the batch, refused by the count.
+        let mut two = good_a(7);
+        two.signatures.push(two.signatures[0].clone());
+        assert_eq!(
+            dir.owner_of_verified(&two).unwrap_err().reason,
+            Reason::BadSignature
+        );
+    }
+}
