@@ -352,7 +352,7 @@ pub(crate) async fn record(
         .await
         .map_err(|e| ApiError::from_send(e, fields))?;
     core.grew(sent.seq);
-    if let (true, Some(hash)) = (sent.new, sent.entry_hash) {
+    if let Some(hash) = sent.entry_hash {
         // Recorded now: the answer is known without reading it back.
         return Ok(Recorded {
             recorded: pb::RecordedEvent {

@@ -161,6 +161,13 @@ impl Directory {
     /// # Errors
     /// As [`Directory::verify`].
     pub fn owner_of_verified(&self, env: &Envelope) -> Result<AgencyId, Rejection> {
+        self.sole_signer(env).cloned()
+    }
+
+    /// The owner of the key of an envelope's only signature: `bad_signature`
+    /// for no or several signatures, `unknown_sender` for a key no member
+    /// owns.
+    fn sole_signer(&self, env: &Envelope) -> Result<&AgencyId, Rejection> {
         let [sig] = env.signatures.as_slice() else {
             return Err(Rejection::new(
                 Reason::BadSignature,
@@ -173,13 +180,7 @@ impl Directory {
         KeyId::parse(&sig.key_id)
             .ok()
             .and_then(|id| self.owners.get(&id))
-            .cloned()
-            .ok_or_else(|| {
-                Rejection::new(
-                    Reason::UnknownSender,
-                    format!("key {:.80} is not in the directory", sig.key_id),
-                )
-            })
+            .ok_or_else(|| unknown_key(&sig.key_id))
     }
 
     /// Verifies an envelope carrying exactly one signature, of
@@ -201,23 +202,8 @@ impl Directory {
                 format!("payload type {:.80?}", env.payload_type),
             ));
         }
-        let [sig] = env.signatures.as_slice() else {
-            return Err(Rejection::new(
-                Reason::BadSignature,
-                format!(
-                    "{} signatures where exactly one is required",
-                    env.signatures.len()
-                ),
-            ));
-        };
-        let unknown = || {
-            Rejection::new(
-                Reason::UnknownSender,
-                format!("key {:.80} is not in the directory", sig.key_id),
-            )
-        };
-        let id = KeyId::parse(&sig.key_id).map_err(|_| unknown())?;
-        let owner = self.owners.get(&id).ok_or_else(unknown)?;
+        let owner = self.sole_signer(env)?;
+        let unknown = || unknown_key(&env.signatures[0].key_id);
         let member = self.members.get(owner).ok_or_else(unknown)?;
         match member.keys.verify(env, payload_type, at) {
             Ok(_) => Ok(owner.clone()),
@@ -229,6 +215,14 @@ impl Directory {
             Err(e) => Err(Rejection::new(Reason::BadSignature, e.to_string())),
         }
     }
+}
+
+/// `unknown_sender`: a key no member owns.
+fn unknown_key(key_id: &str) -> Rejection {
+    Rejection::new(
+        Reason::UnknownSender,
+        format!("key {key_id:.80} is not in the directory"),
+    )
 }
 
 #[cfg(test)]
