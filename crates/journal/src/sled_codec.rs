@@ -105,3 +105,86 @@ pub(super) fn agency(b: &[u8]) -> Result<AgencyId, StoreError> {
         .and_then(|s| AgencyId::new(s).ok())
         .ok_or_else(|| StoreError::Corrupt("malformed agency id in an index key".into()))
 }
+
+/// A group of entry records: `slot:1 len:2 record` items in slot order.
+pub(super) mod group {
+    /// The items of `v`: (slot, start, end of its record).
+    fn items(v: &[u8]) -> Result<Vec<(u8, usize, usize)>, ()> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < v.len() {
+            let head = v.get(at..at + 3).ok_or(())?;
+            let slot = head[0];
+            let len = usize::from(u16::from_be_bytes([head[1], head[2]]));
+            let end = at + 3 + len;
+            if end > v.len() || out.last().is_some_and(|(s, _, _)| *s >= slot) {
+                return Err(());
+            }
+            out.push((slot, at + 3, end));
+            at = end;
+        }
+        Ok(out)
+    }
+
+    /// The record in `slot`, if any; `Err` if the group is malformed.
+    pub(in super::super) fn find(v: &[u8], slot: u8) -> Result<Option<&[u8]>, ()> {
+        Ok(items(v)?
+            .into_iter()
+            .find(|(s, _, _)| *s == slot)
+            .map(|(_, a, b)| &v[a..b]))
+    }
+
+    /// Sets the record in `slot` (replacing one already there); `Err` if
+    /// the group is malformed or the record longer than 65,535 bytes.
+    pub(in super::super) fn set(v: &mut Vec<u8>, slot: u8, record: &[u8]) -> Result<(), ()> {
+        let len = u16::try_from(record.len()).map_err(|_| ())?;
+        let items = items(v)?;
+        let (from, to) = match items.iter().find(|(s, _, _)| *s >= slot) {
+            Some((s, a, b)) if *s == slot => (a - 3, *b),
+            Some((_, a, _)) => (a - 3, a - 3),
+            None => (v.len(), v.len()),
+        };
+        let mut item = Vec::with_capacity(3 + record.len());
+        item.push(slot);
+        item.extend_from_slice(&len.to_be_bytes());
+        item.extend_from_slice(record);
+        v.splice(from..to, item);
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::{find, set};
+
+        #[test]
+        fn slots_are_set_in_any_order_replaced_and_found() {
+            let mut v = Vec::new();
+            set(&mut v, 3, b"three").unwrap();
+            set(&mut v, 0, b"zero").unwrap();
+            set(&mut v, 15, b"").unwrap();
+            set(&mut v, 7, b"seven").unwrap();
+            set(&mut v, 3, b"THREE!").unwrap();
+            assert_eq!(find(&v, 0).unwrap(), Some(&b"zero"[..]));
+            assert_eq!(find(&v, 3).unwrap(), Some(&b"THREE!"[..]));
+            assert_eq!(find(&v, 7).unwrap(), Some(&b"seven"[..]));
+            assert_eq!(find(&v, 15).unwrap(), Some(&b""[..]));
+            assert_eq!(find(&v, 4).unwrap(), None);
+            let again = v.clone();
+            set(&mut v, 7, b"seven").unwrap();
+            assert_eq!(v, again, "setting a slot to what it holds changes nothing");
+        }
+
+        #[test]
+        fn malformed_groups_are_errors() {
+            assert!(
+                find(&[1, 0, 5, b'a'], 1).is_err(),
+                "record runs past the end"
+            );
+            assert!(find(&[2, 0, 0, 1, 0, 0], 1).is_err(), "slots out of order");
+            assert!(find(&[2, 0], 2).is_err(), "torn item header");
+            let mut v = vec![1, 0, 9];
+            assert!(set(&mut v, 1, b"x").is_err());
+            assert!(set(&mut Vec::new(), 0, &vec![0; 70_000]).is_err());
+        }
+    }
+}

@@ -58,8 +58,8 @@
 //! # Index key layout (one sled tree, one-byte prefixes, integers big-endian)
 //! | key | value |
 //! |---|---|
-//! | `e` seq:8 | hash:32, n:1, n interior node hashes:32n, case:0/16 (len-prefixed), event:0/16 (len-prefixed), log offset:8, length:4 of the entry bytes |
-//! | `c` case:16 seq:8 | empty (per-case index) |
+//! | `e` group:8 (= seq / 16) | the records of up to 16 consecutive entries, each `slot:1 len:2 record`, in slot order (slot = seq % 16); a record is hash:32, n:1, n interior node hashes:32n, case:0/16 (len-prefixed), event:0/16 (len-prefixed), log offset:8, length:4 of the entry bytes |
+//! | `c` case:16 first:8 | up to 64 seqs:8 of entries about the case, ascending, the first being `first` (per-case index, in chunks) |
 //! | `n` seq:8 | empty (entries about no case: witnessed checkpoints, capacity, quarantine) |
 //! | `i` event:16 | seq:8 (event-id dedup index) |
 //! | `o` seq:8 recipient | event:16 (outbox) |
@@ -67,17 +67,29 @@
 //! | `k` size:8 | checkpoint envelope |
 //! | `w` size:8 witness | cosignature envelope |
 //! | `m` `head` | size:8, wal_end:8 |
-//! | `m` `version` | `2`, written with every head |
+//! | `m` `version` | `3`, written with every head |
 //!
 //! Entry bytes are not copied into the index: the record points at them in
-//! the log (index version 2). The log is written once and never rewritten
+//! the log. The log is written once and never rewritten
 //! before the end of its last valid frame, and the index only names frames
 //! that were synced, so a pointer stays valid for the life of the journal;
 //! reads are one positioned read of the log. Keeping a second copy in sled
 //! doubled the disk used and, worse, sled 0.34 keeps per-page state in
 //! memory that grows with its data: an agency with a million entries needed
-//! about 290 MB resident (benchmark P5). An index of another version (1:
-//! entry bytes inline) is deleted on open and rebuilt from the log.
+//! about 290 MB resident (benchmark P5; index version 1).
+//!
+//! Why groups and chunks (index version 3): sled 0.34 splits a leaf page at
+//! 16 *keys*, whatever their size, and keeps a page-table entry, its log
+//! locations and (while cached) its decoded node in memory for every page.
+//! One key per entry and one per (case, entry) made about 330,000 pages for
+//! a million entries, most of an agency's resident memory after start-up.
+//! Sixteen entry records per key and up to 64 seqs per case key cut the
+//! keys per entry from three to about 1.1. Both are written by
+//! read-modify-write under the apply lock (the only writer), and each write
+//! is idempotent: "record of seq s is r" replaces slot s % 16, "s is about
+//! case c" is a no-op when the chunk covering s already holds it, so a
+//! frame replayed after a crash rewrites exactly what it wrote before.
+//! An index of another version is deleted on open and rebuilt from the log.
 //!
 //! Merkle nodes live inside the entry record that completed them (node
 //! `(l, j)` in entry `(j + 1) << l`), so the tree costs no extra keys and a
@@ -100,7 +112,7 @@ use crate::wal_codec;
 
 #[path = "sled_codec.rs"]
 mod codec;
-use codec::{agency, be, decode_entry, encode_entry, key};
+use codec::{agency, be, decode_entry, encode_entry, group, key};
 
 /// Settings of the sled store.
 #[derive(Debug, Clone)]
@@ -132,7 +144,7 @@ fn sled_err(step: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
 const HEAD: &[u8] = b"mhead";
 const VERSION: &[u8] = b"mversion";
 /// The index layout this code writes (see the module docs).
-const INDEX_VERSION: &[u8] = b"2";
+const INDEX_VERSION: &[u8] = b"3";
 
 /// The sled store. See the module docs for the layout.
 #[derive(Debug)]
@@ -147,7 +159,7 @@ pub struct SledStore {
     /// under `apply`.
     queued: Mutex<VecDeque<IndexUpdate>>,
     /// Held while applying index updates: whoever holds it applies every
-    /// queued update in one sled batch.
+    /// queued update.
     apply: Mutex<()>,
     /// The size applied to the index: what reads see.
     visible: AtomicU64,
@@ -217,9 +229,10 @@ impl SledStore {
         };
         let mut size = size;
         for frame in frames {
-            let batch = wal_codec::decode(&frame.body)?;
+            let body = frame.body(&store.reader)?;
+            let batch = wal_codec::decode(&body)?;
             size = check_continues(&batch, size)?;
-            let update = index_update(&batch, size, frame.end, &frame.body)?;
+            let update = index_update(&batch, size, frame.end, &body)?;
             store.apply(vec![update])?;
         }
         store.lock(&store.wal)?.1 = size;
@@ -235,9 +248,13 @@ impl SledStore {
     fn record(&self, seq: u64) -> Result<Option<(StoredEntry, u64, usize)>, StoreError> {
         let v = self
             .db
-            .get(key(b'e', &seq.to_be_bytes(), &[]))
+            .get(group_key(seq))
             .map_err(sled_err("reading an entry"))?;
-        v.map(|v| decode_entry(seq, &v)).transpose()
+        let Some(v) = v else { return Ok(None) };
+        group::find(&v, slot(seq))
+            .map_err(|()| StoreError::Corrupt(format!("index group of entry {seq} is malformed")))?
+            .map(|r| decode_entry(seq, r))
+            .transpose()
     }
 
     /// The directory the store lives in.
@@ -279,29 +296,127 @@ impl SledStore {
     /// consistency" in the module docs for why the order is enough.
     fn apply(&self, updates: Vec<IndexUpdate>) -> Result<(), StoreError> {
         let mut head = Vec::new();
+        // Entry records of consecutive seqs share a group: each group is
+        // read and written once per call, not once per entry.
+        let mut groups: Vec<(u64, Vec<u8>)> = Vec::new();
         for u in updates {
-            for (k, v) in u.ops {
-                if k.as_slice() == HEAD || k.as_slice() == VERSION {
-                    head.push((k, v));
-                    continue;
+            for op in u.ops {
+                match op {
+                    Op::Put(k, v) if k.as_slice() == HEAD || k.as_slice() == VERSION => {
+                        head.push((k, v));
+                    }
+                    Op::Put(k, v) => self.put(k, v)?,
+                    Op::Remove(k) => {
+                        self.db.remove(k).map_err(sled_err("writing the index"))?;
+                    }
+                    Op::Entry(seq, record) => {
+                        let g = seq / GROUP;
+                        if groups.last().is_none_or(|(last, _)| *last != g) {
+                            self.flush_groups(&mut groups)?;
+                            let v = self
+                                .db
+                                .get(group_key(seq))
+                                .map_err(sled_err("reading the index"))?;
+                            groups.push((g, v.map(|v| v.to_vec()).unwrap_or_default()));
+                        }
+                        if let Some((_, v)) = groups.last_mut() {
+                            group::set(v, slot(seq), &record).map_err(|()| {
+                                StoreError::Corrupt(format!(
+                                    "index group of entry {seq} is malformed"
+                                ))
+                            })?;
+                        }
+                    }
+                    Op::Case(case, seq) => {
+                        self.flush_groups(&mut groups)?;
+                        self.index_case(&case, seq)?;
+                    }
                 }
-                match v {
-                    Some(v) => self.db.insert(k, v).map(drop),
-                    None => self.db.remove(k).map(drop),
-                }
-                .map_err(sled_err("writing the index"))?;
             }
         }
+        self.flush_groups(&mut groups)?;
         // Later frames' head records overwrite earlier ones: the last wins.
         for (k, v) in head {
-            if let Some(v) = v {
-                self.db
-                    .insert(k, v)
-                    .map_err(sled_err("writing the index head"))?;
-            }
+            self.put(k, v)?;
         }
         Ok(())
     }
+
+    fn put(&self, k: Vec<u8>, v: Vec<u8>) -> Result<(), StoreError> {
+        self.db
+            .insert(k, v)
+            .map(drop)
+            .map_err(sled_err("writing the index"))
+    }
+
+    /// Writes the entry groups read and changed so far, in order.
+    fn flush_groups(&self, groups: &mut Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
+        for (g, v) in groups.drain(..) {
+            self.put(group_key(g * GROUP), v)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `seq` to `case`'s chunked seq list: to the chunk covering it
+    /// (the last whose first seq is at most `seq`) while that has room,
+    /// else as the first of a new chunk. A no-op if the chunk already holds
+    /// it (a replayed frame).
+    fn index_case(&self, case: &CaseId, seq: u64) -> Result<(), StoreError> {
+        let prefix = key(b'c', case.as_bytes(), &[]);
+        let at = key(b'c', case.as_bytes(), &seq.to_be_bytes());
+        let covering = self
+            .db
+            .range(prefix.clone()..=at.clone())
+            .next_back()
+            .transpose()
+            .map_err(sled_err("reading the case index"))?;
+        if let Some((k, v)) = covering {
+            let seqs = chunk_seqs(&v)?;
+            match seqs.binary_search(&seq) {
+                Ok(_) => return Ok(()),
+                Err(pos) if seqs.len() < CHUNK => {
+                    let mut v = v.to_vec();
+                    v.splice(pos * 8..pos * 8, seq.to_be_bytes());
+                    return self.put(k.to_vec(), v);
+                }
+                Err(_) => {}
+            }
+        }
+        self.put(at, seq.to_be_bytes().to_vec())
+    }
+}
+
+/// Entry records per `e` key.
+const GROUP: u64 = 16;
+/// Seqs per `c` key at most.
+const CHUNK: usize = 64;
+
+fn group_key(seq: u64) -> Vec<u8> {
+    key(b'e', &(seq / GROUP).to_be_bytes(), &[])
+}
+
+fn slot(seq: u64) -> u8 {
+    // Lossless: below GROUP (16).
+    (seq % GROUP) as u8
+}
+
+/// The seqs of a case chunk.
+fn chunk_seqs(v: &[u8]) -> Result<Vec<u64>, StoreError> {
+    if v.is_empty() || !v.len().is_multiple_of(8) || v.len() > 8 * CHUNK {
+        return Err(StoreError::Corrupt("case index chunk is malformed".into()));
+    }
+    Ok(v.chunks_exact(8).map(be).collect())
+}
+
+/// One index write of a frame.
+#[derive(Debug)]
+enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Remove(Vec<u8>),
+    /// The index record of entry `seq`.
+    Entry(u64, Vec<u8>),
+    /// Entry `seq` is about the case.
+    Case(CaseId, u64),
 }
 
 /// The index writes of one log frame, and the size it brings the journal to.
@@ -310,8 +425,8 @@ struct IndexUpdate {
     size: u64,
     /// The end of its frame in the log.
     end: u64,
-    /// Key, and value (`None`: remove), in order.
-    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The writes, in order.
+    ops: Vec<Op>,
 }
 
 /// The index update of `batch`, whose frame `body` ends the log at
@@ -329,8 +444,7 @@ fn index_update(
             "a log frame's entries and their byte spans disagree".into(),
         ));
     }
-    let mut ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(4 * batch.entries.len() + 2);
-    let mut put = |k: Vec<u8>, v: &[u8]| ops.push((k, Some(v.to_vec())));
+    let mut ops: Vec<Op> = Vec::with_capacity(4 * batch.entries.len() + 2);
     for (e, (at, len)) in batch.entries.iter().zip(spans) {
         if len != e.bytes.len() {
             return Err(StoreError::Corrupt(format!(
@@ -339,18 +453,19 @@ fn index_update(
                 e.bytes.len()
             )));
         }
-        put(
-            key(b'e', &e.seq.to_be_bytes(), &[]),
-            &encode_entry(e, body_start + at as u64),
-        );
+        ops.push(Op::Entry(e.seq, encode_entry(e, body_start + at as u64)));
         match &e.case_id {
-            Some(c) => put(key(b'c', c.as_bytes(), &e.seq.to_be_bytes()), &[]),
-            None => put(key(b'n', &e.seq.to_be_bytes(), &[]), &[]),
+            Some(c) => ops.push(Op::Case(*c, e.seq)),
+            None => ops.push(Op::Put(key(b'n', &e.seq.to_be_bytes(), &[]), Vec::new())),
         }
         if let Some(ev) = &e.event_id {
-            put(key(b'i', ev.as_bytes(), &[]), &e.seq.to_be_bytes());
+            ops.push(Op::Put(
+                key(b'i', ev.as_bytes(), &[]),
+                e.seq.to_be_bytes().to_vec(),
+            ));
         }
     }
+    let mut put = |k: Vec<u8>, v: &[u8]| ops.push(Op::Put(k, v.to_vec()));
     for o in &batch.outbox_add {
         put(
             key(b'o', &o.seq.to_be_bytes(), o.recipient.as_str().as_bytes()),
@@ -379,7 +494,11 @@ fn index_update(
     put(VERSION.to_vec(), INDEX_VERSION);
     // Removals last: an item queued and removed in one frame ends removed.
     for (seq, r) in &batch.outbox_remove {
-        ops.push((key(b'o', &seq.to_be_bytes(), r.as_str().as_bytes()), None));
+        ops.push(Op::Remove(key(
+            b'o',
+            &seq.to_be_bytes(),
+            r.as_str().as_bytes(),
+        )));
     }
     Ok(IndexUpdate {
         size,
@@ -479,18 +598,29 @@ impl JournalStore for SledStore {
 
     fn case_seqs(&self, case: &CaseId, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
         let prefix = key(b'c', case.as_bytes(), &[]);
-        let start = key(
-            b'c',
-            case.as_bytes(),
-            &after.saturating_add(1).to_be_bytes(),
-        );
+        let first = after.saturating_add(1);
+        let at = key(b'c', case.as_bytes(), &first.to_be_bytes());
+        // From the chunk covering `first` (it may hold seqs past `after`).
+        let start = match self.db.range(prefix.clone()..=at.clone()).next_back() {
+            Some(kv) => kv.map_err(sled_err("reading the case index"))?.0.to_vec(),
+            None => at,
+        };
         let mut out = Vec::new();
-        for kv in self.db.range(start..).take(limit) {
-            let (k, _) = kv.map_err(sled_err("reading the case index"))?;
+        for kv in self.db.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = kv.map_err(sled_err("reading the case index"))?;
             if !k.starts_with(&prefix) {
                 break;
             }
-            out.push(be(&k[17..]));
+            let room = limit - out.len();
+            out.extend(
+                chunk_seqs(&v)?
+                    .into_iter()
+                    .filter(|s| *s >= first)
+                    .take(room),
+            );
         }
         Ok(out)
     }

@@ -16,7 +16,7 @@
 //! and opening fails loudly: nothing that was acknowledged is ever dropped.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -53,10 +53,25 @@ pub(crate) struct Wal {
     allocated: u64,
 }
 
-/// A frame read back on open: its body and the offset just past it.
+/// A frame found on open: where its body lies and the offset just past it.
+/// Only positions are kept: replaying a long log must not hold it in
+/// memory (an index rebuilt from a 500 MB log once peaked at 1 GB).
 pub(crate) struct Frame {
-    pub(crate) body: Vec<u8>,
+    /// Offset of the body.
+    pub(crate) at: u64,
+    /// Length of the body.
+    pub(crate) len: usize,
     pub(crate) end: u64,
+}
+
+impl Frame {
+    /// Reads the frame's body from `file` (the log).
+    pub(crate) fn body(&self, file: &File) -> Result<Vec<u8>, StoreError> {
+        let mut body = vec![0u8; self.len];
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut body, self.at)
+            .map_err(io("reading a log frame"))?;
+        Ok(body)
+    }
 }
 
 impl Wal {
@@ -89,13 +104,8 @@ impl Wal {
                 "the index has applied the log up to byte {from} but the log has only {len} bytes"
             )));
         }
-        file.seek(SeekFrom::Start(from))
-            .map_err(io("seeking in the log"))?;
-        let mut rest = Vec::new();
-        file.read_to_end(&mut rest).map_err(io("reading the log"))?;
-        let (frames, good) = scan(&rest, from)?;
-        let tail = usize::try_from(good - from).unwrap_or(rest.len());
-        if good < len && !rest[tail..].iter().all(|b| *b == 0) {
+        let (frames, good) = scan(&file, from, len)?;
+        if good < len && !zeros(&file, good, len)? {
             // A torn final frame (never acknowledged) or the zero-filled
             // preallocation: zero it all so a later scan stops at `good`.
             file.seek(SeekFrom::Start(good))
@@ -177,58 +187,82 @@ impl Wal {
     }
 }
 
-/// Splits `buf` (the log from offset `base`) into frames; returns them and the
-/// offset where the valid log ends.
-fn scan(buf: &[u8], base: u64) -> Result<(Vec<Frame>, u64), StoreError> {
+/// Whether the log holds only zero bytes from `from` to `to`.
+fn zeros(file: &File, from: u64, to: u64) -> Result<bool, StoreError> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = from;
+    while at < to {
+        let n = usize::try_from((to - at).min(buf.len() as u64)).unwrap_or(buf.len());
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut buf[..n], at)
+            .map_err(io("reading the log"))?;
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
+/// Finds the frames of the log (`len` bytes) from offset `from`, reading one
+/// frame at a time; returns them and the offset where the valid log ends.
+fn scan(file: &File, from: u64, len: u64) -> Result<(Vec<Frame>, u64), StoreError> {
+    use std::os::unix::fs::FileExt;
     let mut frames = Vec::new();
-    let mut pos = 0usize;
-    while pos < buf.len() {
-        let rest = &buf[pos..];
-        let at = base + pos as u64;
-        if rest.iter().all(|b| *b == 0) {
-            break; // The end of the frames: zero-filled space.
+    let mut pos = from;
+    let mut body = Vec::new();
+    while pos < len {
+        if len - pos < HEADER as u64 {
+            break; // Zero-filled space, or the final frame's header cut short.
         }
-        if rest.len() < HEADER {
-            break; // The final frame's header was cut short.
-        }
-        if &rest[..4] != MAGIC {
-            if rest[4..].iter().all(|b| *b == 0) {
-                break; // A torn header followed by zero-filled space.
+        let mut head = [0u8; HEADER];
+        file.read_exact_at(&mut head, pos)
+            .map_err(io("reading the log"))?;
+        if &head[..4] != MAGIC {
+            if zeros(file, pos + 4, len)? {
+                break; // Zero-filled space, or a torn header followed by it.
             }
             return Err(StoreError::Corrupt(format!(
-                "log frame at byte {at} has no magic"
+                "log frame at byte {pos} has no magic"
             )));
         }
-        let len = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
-        if len > MAX_BODY {
+        let n = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        if n > MAX_BODY {
             return Err(StoreError::Corrupt(format!(
-                "log frame at byte {at} claims {len} bytes"
+                "log frame at byte {pos} claims {n} bytes"
             )));
         }
-        if rest.len() < HEADER + len {
+        let end = pos + (HEADER + n) as u64;
+        if end > len {
             break; // The final frame was cut short.
         }
-        let body = &rest[HEADER..HEADER + len];
-        if rest[8..16] != checksum(body) {
-            if rest[HEADER + len..].iter().all(|b| *b == 0) {
+        body.resize(n, 0);
+        file.read_exact_at(&mut body, pos + HEADER as u64)
+            .map_err(io("reading the log"))?;
+        if head[8..16] != checksum(&body) {
+            if zeros(file, end, len)? {
                 break; // The final frame is torn.
             }
             return Err(StoreError::Corrupt(format!(
-                "log frame at byte {at} fails its checksum and is not the last frame"
+                "log frame at byte {pos} fails its checksum and is not the last frame"
             )));
         }
-        pos += HEADER + len;
         frames.push(Frame {
-            body: body.to_vec(),
-            end: base + pos as u64,
+            at: pos + HEADER as u64,
+            len: n,
+            end,
         });
+        pos = end;
     }
-    Ok((frames, base + pos as u64))
+    Ok((frames, pos))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wal_file(path: &Path) -> File {
+        File::open(path).unwrap()
+    }
 
     #[test]
     fn torn_tails_are_cut_and_middle_damage_is_refused() {
@@ -268,7 +302,7 @@ mod tests {
         std::fs::write(&path, &full).unwrap();
         let (_, frames) = Wal::open(&path, e1).unwrap();
         assert_eq!(frames.len(), 1);
-        assert_eq!(frames[0].body, b"second");
+        assert_eq!(frames[0].body(&wal_file(&path)).unwrap(), b"second");
         assert!(matches!(
             Wal::open(&path, e2 + 1),
             Err(StoreError::Corrupt(_))

@@ -33,8 +33,24 @@ pub fn event(
     )
 }
 
+/// Opens the journal in `dir`. A test may reopen a directory right after
+/// dropping its journal; sled releases its file lock when its background
+/// flusher thread has ended, which on a loaded machine can be a moment
+/// later, so a lock conflict is retried for a few seconds.
 pub fn open(dir: &std::path::Path, key: &AgencyKey) -> Journal<SledStore> {
-    let store = SledStore::open(dir, &SledConfig::default()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let store = loop {
+        match SledStore::open(dir, &SledConfig::default()) {
+            Ok(s) => break s,
+            Err(e)
+                if std::time::Instant::now() < deadline
+                    && format!("{e:?}").contains("acquire lock") =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("opening the sled store: {e:?}"),
+        }
+    };
     let mut cfg = JournalConfig::new(agency("police-a"));
     cfg.checkpoint_every_entries = 5;
     Journal::open(store, cfg, Some(key.clone())).unwrap()
