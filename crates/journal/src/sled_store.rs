@@ -59,7 +59,8 @@
 //! | key | value |
 //! |---|---|
 //! | `e` group:8 (= seq / 16) | the records of up to 16 consecutive entries, each `slot:1 len:2 record`, in slot order (slot = seq % 16); a record is hash:32, n:1, n interior node hashes:32n, case:0/16 (len-prefixed), event:0/16 (len-prefixed), log offset:8, length:4 of the entry bytes |
-//! | `c` case:16 first:8 | up to 64 seqs:8 of entries about the case, ascending, the first being `first` (per-case index, in chunks) |
+//! | `c` case:16 first:8 | 64 seqs:8 of entries about the case, ascending, the first being `first` (per-case index: a sealed chunk) |
+//! | `c` case:16 `ff`×8 | up to 64 seqs:8 after those of the sealed chunks, ascending (per-case index: the open chunk) |
 //! | `n` seq:8 | empty (entries about no case: witnessed checkpoints, capacity, quarantine) |
 //! | `i` event:16 | seq:8 (event-id dedup index) |
 //! | `o` seq:8 recipient | event:16 (outbox) |
@@ -85,10 +86,12 @@
 //! a million entries, most of an agency's resident memory after start-up.
 //! Sixteen entry records per key and up to 64 seqs per case key cut the
 //! keys per entry from three to about 1.1. Both are written by
-//! read-modify-write under the apply lock (the only writer), and each write
-//! is idempotent: "record of seq s is r" replaces slot s % 16, "s is about
-//! case c" is a no-op when the chunk covering s already holds it, so a
-//! frame replayed after a crash rewrites exactly what it wrote before.
+//! read-modify-write under the apply lock (the only writer), with point
+//! reads only, and each write is idempotent: "record of seq s is r"
+//! replaces slot s % 16; "s is about case c" appends s to c's open chunk
+//! unless s is not above its last seq (then it is there or in a sealed
+//! chunk), sealing a full open chunk first. So a frame replayed after a
+//! crash rewrites exactly what it wrote before.
 //! An index of another version is deleted on open and rebuilt from the log.
 //!
 //! Merkle nodes live inside the entry record that completed them (node
@@ -357,35 +360,42 @@ impl SledStore {
         Ok(())
     }
 
-    /// Adds `seq` to `case`'s chunked seq list: to the chunk covering it
-    /// (the last whose first seq is at most `seq`) while that has room,
-    /// else as the first of a new chunk. A no-op if the chunk already holds
-    /// it (a replayed frame).
+    /// Adds `seq` to `case`'s seq list: to its open chunk (one point read,
+    /// no scan on the append path) while that has room, else the open chunk
+    /// is sealed under its first seq and a new one opened. A no-op for a
+    /// seq not above the open chunk's last (a replayed frame: seqs are
+    /// indexed in increasing order, and sled keeps a prefix of the writes).
     fn index_case(&self, case: &CaseId, seq: u64) -> Result<(), StoreError> {
-        let prefix = key(b'c', case.as_bytes(), &[]);
-        let at = key(b'c', case.as_bytes(), &seq.to_be_bytes());
-        let covering = self
+        let open = key(b'c', case.as_bytes(), &OPEN_CHUNK);
+        let current = self
             .db
-            .range(prefix.clone()..=at.clone())
-            .next_back()
-            .transpose()
+            .get(&open)
             .map_err(sled_err("reading the case index"))?;
-        if let Some((k, v)) = covering {
-            let seqs = chunk_seqs(&v)?;
-            match seqs.binary_search(&seq) {
-                Ok(_) => return Ok(()),
-                Err(pos) if seqs.len() < CHUNK => {
-                    let mut v = v.to_vec();
-                    v.splice(pos * 8..pos * 8, seq.to_be_bytes());
-                    return self.put(k.to_vec(), v);
-                }
-                Err(_) => {}
-            }
+        let Some(v) = current else {
+            return self.put(open, seq.to_be_bytes().to_vec());
+        };
+        let seqs = chunk_seqs(&v)?;
+        let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+            return Err(StoreError::Corrupt("case index chunk is empty".into()));
+        };
+        if seq <= *last {
+            return Ok(());
         }
-        self.put(at, seq.to_be_bytes().to_vec())
+        if seqs.len() < CHUNK {
+            let mut v = v.to_vec();
+            v.extend_from_slice(&seq.to_be_bytes());
+            return self.put(open, v);
+        }
+        // Sealed first, then reopened: a crash between the two leaves the
+        // full open chunk, and the replay seals it again (same key, same
+        // value) before reopening.
+        self.put(key(b'c', case.as_bytes(), &first.to_be_bytes()), v.to_vec())?;
+        self.put(open, seq.to_be_bytes().to_vec())
     }
 }
 
+/// The key suffix of a case's open chunk: after every sealed chunk's.
+const OPEN_CHUNK: [u8; 8] = [0xff; 8];
 /// Entry records per `e` key.
 const GROUP: u64 = 16;
 /// Seqs per `c` key at most.
