@@ -330,10 +330,9 @@ impl SledStore {
                             })?;
                         }
                     }
-                    Op::Case(case, seq) => {
-                        self.flush_groups(&mut groups)?;
-                        self.index_case(&case, seq)?;
-                    }
+                    // Case keys are not entry groups: the groups of this
+                    // call are written after them, still before the head.
+                    Op::Case(case, seq) => self.index_case(&case, seq)?,
                 }
             }
         }
