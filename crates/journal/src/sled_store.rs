@@ -299,23 +299,18 @@ impl SledStore {
     /// consistency" in the module docs for why the order is enough.
     fn apply(&self, updates: Vec<IndexUpdate>) -> Result<(), StoreError> {
         let mut head = Vec::new();
-        // Entry records of consecutive seqs share a group: each group is
-        // read and written once per call, not once per entry.
+        // Entry records first, so that a concurrent reader that finds a seq
+        // through any other key (case, event, outbox) finds its record.
+        // Records of consecutive seqs share a group: each group is read and
+        // written once per call, not once per entry.
         let mut groups: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut rest = Vec::new();
         for u in updates {
             for op in u.ops {
                 match op {
-                    Op::Put(k, v) if k.as_slice() == HEAD || k.as_slice() == VERSION => {
-                        head.push((k, v));
-                    }
-                    Op::Put(k, v) => self.put(k, v)?,
-                    Op::Remove(k) => {
-                        self.db.remove(k).map_err(sled_err("writing the index"))?;
-                    }
                     Op::Entry(seq, record) => {
                         let g = seq / GROUP;
                         if groups.last().is_none_or(|(last, _)| *last != g) {
-                            self.flush_groups(&mut groups)?;
                             let v = self
                                 .db
                                 .get(group_key(seq))
@@ -330,13 +325,27 @@ impl SledStore {
                             })?;
                         }
                     }
-                    // Case keys are not entry groups: the groups of this
-                    // call are written after them, still before the head.
-                    Op::Case(case, seq) => self.index_case(&case, seq)?,
+                    op => rest.push(op),
                 }
             }
         }
-        self.flush_groups(&mut groups)?;
+        for (g, v) in groups {
+            self.put(group_key(g * GROUP), v)?;
+        }
+        for op in rest {
+            match op {
+                Op::Put(k, v) if k.as_slice() == HEAD || k.as_slice() == VERSION => {
+                    head.push((k, v));
+                }
+                Op::Put(k, v) => self.put(k, v)?,
+                Op::Remove(k) => {
+                    self.db.remove(k).map_err(sled_err("writing the index"))?;
+                }
+                // Case keys are read-modify-write, in seq order.
+                Op::Case(case, seq) => self.index_case(&case, seq)?,
+                Op::Entry(..) => {}
+            }
+        }
         // Later frames' head records overwrite earlier ones: the last wins.
         for (k, v) in head {
             self.put(k, v)?;
@@ -349,14 +358,6 @@ impl SledStore {
             .insert(k, v)
             .map(drop)
             .map_err(sled_err("writing the index"))
-    }
-
-    /// Writes the entry groups read and changed so far, in order.
-    fn flush_groups(&self, groups: &mut Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
-        for (g, v) in groups.drain(..) {
-            self.put(group_key(g * GROUP), v)?;
-        }
-        Ok(())
     }
 
     /// Adds `seq` to `case`'s seq list: to its open chunk (one point read,

@@ -28,6 +28,12 @@ fn sled_store_conforms() {
 }
 
 #[test]
+fn sled_store_entries_are_readable_once_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::run_concurrent_reads(dir.path(), open);
+}
+
+#[test]
 fn sled_store_reads_across_many_entries() {
     let dir = tempfile::tempdir().unwrap();
     conformance::run_many(dir.path(), open);
