@@ -317,7 +317,8 @@ pub fn run_many<S: JournalStore>(dir: &Path, mut open: impl FnMut(&Path) -> S) {
 
 /// Checks that readers never find a seq they cannot read: while one thread
 /// commits 3,000 single-entry frames about one case (and others read), every
-/// seq found through the per-case or the event index has its entry. (A
+/// seq found through the per-case or the event index has its entry, and a
+/// case's seqs come back ascending, none twice. (A
 /// store may expose index records of a frame before it moves the size; it
 /// must write an entry's own record before anything that points at it.)
 ///
@@ -348,7 +349,12 @@ pub fn run_concurrent_reads<S: JournalStore + Sync>(dir: &Path, mut open: impl F
         while !done.load(Ordering::Acquire) || rounds == 0 {
             rounds += 1;
             let after = s.size().unwrap().saturating_sub(40);
-            for seq in s.case_seqs(&case, after, 1000).unwrap() {
+            let seqs = s.case_seqs(&case, after, 1000).unwrap();
+            assert!(
+                seqs.windows(2).all(|w| w[0] < w[1]),
+                "case seqs ascend without repeats: {seqs:?}"
+            );
+            for seq in seqs {
                 assert!(
                     s.entry(seq).unwrap().is_some(),
                     "the case index names entry {seq}, which cannot be read"

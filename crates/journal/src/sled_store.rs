@@ -609,6 +609,26 @@ impl JournalStore for SledStore {
     fn case_seqs(&self, case: &CaseId, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
         let prefix = key(b'c', case.as_bytes(), &[]);
         let first = after.saturating_add(1);
+        // The usual read is a catch-up from a recent seq: when the open
+        // chunk starts at or before it, everything after it is there (the
+        // sealed chunks hold only smaller seqs), so one point read answers.
+        let open = self
+            .db
+            .get(key(b'c', case.as_bytes(), &OPEN_CHUNK))
+            .map_err(sled_err("reading the case index"))?;
+        match open {
+            None => return Ok(Vec::new()),
+            Some(v) => {
+                let seqs = chunk_seqs(&v)?;
+                if seqs.first().is_some_and(|s| *s <= first) {
+                    return Ok(seqs
+                        .into_iter()
+                        .filter(|s| *s >= first)
+                        .take(limit)
+                        .collect());
+                }
+            }
+        }
         let at = key(b'c', case.as_bytes(), &first.to_be_bytes());
         // From the chunk covering `first` (it may hold seqs past `after`).
         let start = match self.db.range(prefix.clone()..=at.clone()).next_back() {
@@ -624,11 +644,14 @@ impl JournalStore for SledStore {
             if !k.starts_with(&prefix) {
                 break;
             }
+            // Ascending and without repeats: while a full open chunk is
+            // being sealed, a reader can see it both sealed and still open.
+            let from = out.last().map_or(first, |l: &u64| l + 1);
             let room = limit - out.len();
             out.extend(
                 chunk_seqs(&v)?
                     .into_iter()
-                    .filter(|s| *s >= first)
+                    .filter(|s| *s >= from)
                     .take(room),
             );
         }
