@@ -43,16 +43,19 @@
 //! frame is durable in our log. So whatever prefix sled recovers, a head
 //! naming frame k implies every record of frames up to k, and the index is
 //! never ahead of the log. Records of later frames may be partly there;
-//! every record is a plain "set this key to this value" or "remove this
-//! key", so replaying every frame after the head, in order, overwrites them
-//! with exactly the committed state. (Until 2026-12 each frame was one
+//! every write is idempotent ("set this key to this value", "remove this
+//! key", "set slot s of this entry group", "add seq s to this case unless
+//! it is there", see "Why groups and chunks" below), so replaying every
+//! frame after the head, in order, brings them to exactly the committed
+//! state. (Until 2026-12 each frame was one
 //! atomic `apply_batch`, which relies on the same prefix recovery; it also
 //! forced two extra device writes per commit, sled rolling its I/O buffer
 //! before and after every batch, which the next `fdatasync` waited behind:
 //! at 16 appenders that held durable appends to 0.6 of the raw sled loop,
 //! see `BENCH.md`.) Readers may see records of a frame that is durable but
 //! not yet visible (a seq above [`JournalStore::size`]); never one that is
-//! not durable. The SIGKILL crash test checks the event, case and outbox
+//! not durable, and never a key naming a seq before that seq's entry
+//! record (an apply writes entry records first). The SIGKILL crash test checks the event, case and outbox
 //! indexes against the log after every kill.
 //!
 //! # Index key layout (one sled tree, one-byte prefixes, integers big-endian)
