@@ -307,35 +307,25 @@ impl SledStore {
         // Records of consecutive seqs share a group: each group is read and
         // written once per call, not once per entry.
         let mut groups: Vec<(u64, Vec<u8>)> = Vec::new();
-        let mut rest = Vec::new();
-        for u in updates {
-            for op in u.ops {
-                match op {
-                    Op::Entry(seq, record) => {
-                        let g = seq / GROUP;
-                        if groups.last().is_none_or(|(last, _)| *last != g) {
-                            let v = self
-                                .db
-                                .get(group_key(seq))
-                                .map_err(sled_err("reading the index"))?;
-                            groups.push((g, v.map(|v| v.to_vec()).unwrap_or_default()));
-                        }
-                        if let Some((_, v)) = groups.last_mut() {
-                            group::set(v, slot(seq), &record).map_err(|()| {
-                                StoreError::Corrupt(format!(
-                                    "index group of entry {seq} is malformed"
-                                ))
-                            })?;
-                        }
-                    }
-                    op => rest.push(op),
-                }
+        for (seq, record) in updates.iter().flat_map(|u| &u.entries) {
+            let g = seq / GROUP;
+            if groups.last().is_none_or(|(last, _)| *last != g) {
+                let v = self
+                    .db
+                    .get(group_key(*seq))
+                    .map_err(sled_err("reading the index"))?;
+                groups.push((g, v.map(|v| v.to_vec()).unwrap_or_default()));
+            }
+            if let Some((_, v)) = groups.last_mut() {
+                group::set(v, slot(*seq), record).map_err(|()| {
+                    StoreError::Corrupt(format!("index group of entry {seq} is malformed"))
+                })?;
             }
         }
         for (g, v) in groups {
             self.put(group_key(g * GROUP), v)?;
         }
-        for op in rest {
+        for op in updates.into_iter().flat_map(|u| u.ops) {
             match op {
                 Op::Put(k, v) if k.as_slice() == HEAD || k.as_slice() == VERSION => {
                     head.push((k, v));
@@ -346,7 +336,6 @@ impl SledStore {
                 }
                 // Case keys are read-modify-write, in seq order.
                 Op::Case(case, seq) => self.index_case(&case, seq)?,
-                Op::Entry(..) => {}
             }
         }
         // Later frames' head records overwrite earlier ones: the last wins.
@@ -426,8 +415,6 @@ fn chunk_seqs(v: &[u8]) -> Result<Vec<u64>, StoreError> {
 enum Op {
     Put(Vec<u8>, Vec<u8>),
     Remove(Vec<u8>),
-    /// The index record of entry `seq`.
-    Entry(u64, Vec<u8>),
     /// Entry `seq` is about the case.
     Case(CaseId, u64),
 }
@@ -439,6 +426,8 @@ struct IndexUpdate {
     /// The end of its frame in the log.
     end: u64,
     /// The writes, in order.
+    /// The index records of its entries: (seq, record).
+    entries: Vec<(u64, Vec<u8>)>,
     ops: Vec<Op>,
 }
 
@@ -457,7 +446,8 @@ fn index_update(
             "a log frame's entries and their byte spans disagree".into(),
         ));
     }
-    let mut ops: Vec<Op> = Vec::with_capacity(4 * batch.entries.len() + 2);
+    let mut entries = Vec::with_capacity(batch.entries.len());
+    let mut ops: Vec<Op> = Vec::with_capacity(3 * batch.entries.len() + 2);
     for (e, (at, len)) in batch.entries.iter().zip(spans) {
         if len != e.bytes.len() {
             return Err(StoreError::Corrupt(format!(
@@ -466,7 +456,7 @@ fn index_update(
                 e.bytes.len()
             )));
         }
-        ops.push(Op::Entry(e.seq, encode_entry(e, body_start + at as u64)));
+        entries.push((e.seq, encode_entry(e, body_start + at as u64)));
         match &e.case_id {
             Some(c) => ops.push(Op::Case(*c, e.seq)),
             None => ops.push(Op::Put(key(b'n', &e.seq.to_be_bytes(), &[]), Vec::new())),
@@ -516,6 +506,7 @@ fn index_update(
     Ok(IndexUpdate {
         size,
         end: wal_end,
+        entries,
         ops,
     })
 }

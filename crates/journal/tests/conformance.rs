@@ -73,18 +73,17 @@ fn replaying_frames_onto_the_index_is_idempotent() {
     use waymark_journal::JournalStore;
     let dir = tempfile::tempdir().unwrap();
     conformance::run_many(dir.path(), open);
-    let before: Vec<_> = {
+    let (before, cases): (Vec<_>, Vec<_>) = {
         let s = open(dir.path());
-        (1..=300).map(|q| s.entry(q).unwrap().unwrap()).collect()
-    };
-    let cases: Vec<_> = {
-        let s = open(dir.path());
-        (1..=300)
-            .filter_map(|q| s.entry(q).unwrap().unwrap().case_id)
+        let before: Vec<_> = (1..=300).map(|q| s.entry(q).unwrap().unwrap()).collect();
+        let cases = before
+            .iter()
+            .filter_map(|e| e.case_id)
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .map(|c| (c, s.case_seqs(&c, 0, 1000).unwrap()))
-            .collect()
+            .collect();
+        (before, cases)
     };
     assert_eq!(cases.len(), 2);
     // `run_many` writes frames of 1, 2, .., 7, 1, 2, .. entries.
