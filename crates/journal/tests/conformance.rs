@@ -1,25 +1,9 @@
 //! The sled store passes the store conformance suite.
 
-use std::time::{Duration, Instant};
+use waymark_journal::conformance;
 
-use waymark_journal::{SledConfig, SledStore, conformance};
-
-/// Opens the store in `p`. The suite reopens a directory right after
-/// dropping its store; sled releases its file lock when its background
-/// flusher thread has ended, which on a loaded machine can be a moment
-/// later, so a lock conflict is retried for a few seconds.
-fn open(p: &std::path::Path) -> SledStore {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match SledStore::open(p, &SledConfig::default()) {
-            Ok(s) => return s,
-            Err(e) if Instant::now() < deadline && format!("{e:?}").contains("acquire lock") => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("opening the sled store: {e:?}"),
-        }
-    }
-}
+mod common;
+use common::open_store as open;
 
 #[test]
 fn sled_store_conforms() {

@@ -33,15 +33,15 @@ pub fn event(
     )
 }
 
-/// Opens the journal in `dir`. A test may reopen a directory right after
-/// dropping its journal; sled releases its file lock when its background
+/// Opens the sled store in `dir`. A test may reopen a directory right after
+/// dropping its store; sled releases its file lock when its background
 /// flusher thread has ended, which on a loaded machine can be a moment
 /// later, so a lock conflict is retried for a few seconds.
-pub fn open(dir: &std::path::Path, key: &AgencyKey) -> Journal<SledStore> {
+pub fn open_store(dir: &std::path::Path) -> SledStore {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let store = loop {
+    loop {
         match SledStore::open(dir, &SledConfig::default()) {
-            Ok(s) => break s,
+            Ok(s) => return s,
             Err(e)
                 if std::time::Instant::now() < deadline
                     && format!("{e:?}").contains("acquire lock") =>
@@ -50,7 +50,12 @@ pub fn open(dir: &std::path::Path, key: &AgencyKey) -> Journal<SledStore> {
             }
             Err(e) => panic!("opening the sled store: {e:?}"),
         }
-    };
+    }
+}
+
+/// Opens the journal in `dir` (see [`open_store`]).
+pub fn open(dir: &std::path::Path, key: &AgencyKey) -> Journal<SledStore> {
+    let store = open_store(dir);
     let mut cfg = JournalConfig::new(agency("police-a"));
     cfg.checkpoint_every_entries = 5;
     Journal::open(store, cfg, Some(key.clone())).unwrap()
