@@ -12,7 +12,7 @@ use waymark_types::{AgencyId, CaseId, EventId};
 use crate::agency::Core;
 use crate::error::ApiError;
 use crate::state::{CaseInfo, decode_event};
-use crate::write::blocking;
+use crate::write::{SMALL_READ, blocking, small};
 
 /// Parses a case id field.
 pub(crate) fn case_id(field: &str, s: &str) -> Result<CaseId, ApiError> {
@@ -33,6 +33,15 @@ pub(crate) fn event_id(field: &str, s: &str) -> Result<EventId, ApiError> {
 
 /// The caught-up view of `case`, or `NOT_FOUND`.
 pub(crate) async fn case_info(core: &Arc<Core>, case: CaseId) -> Result<Arc<CaseInfo>, ApiError> {
+    // A cached view a few entries behind catches up here; a case not cached
+    // (folded from its first entry) or far behind goes to a blocking thread.
+    let cached = small(core, |c| {
+        Ok(c.cases
+            .get_cached(&c.journal, &c.rules, case, SMALL_READ as usize)?)
+    })?;
+    if let Some(info) = cached {
+        return Ok(info);
+    }
     blocking(core, move |c| {
         c.cases
             .get(&c.journal, &c.rules, case)?

@@ -41,7 +41,7 @@ use crate::agency::Core;
 use crate::error::ApiError;
 use crate::state::decode_event;
 use crate::store::derived_id;
-use crate::write::{blocking, new_event};
+use crate::write::{SMALL_READ, blocking, new_event, small};
 
 /// A withdrawal to acknowledge.
 struct Ack {
@@ -80,16 +80,26 @@ async fn step(core: &Arc<Core>, cursor: u64) -> Result<u64, ApiError> {
     while at < size {
         let to = (at + 256).min(size);
         let from = at;
-        let work = blocking(core, move |c| index(c, from, to)).await?;
+        // Under load the follower is a commit or two behind: index those
+        // entries here; a longer run (catching up after a start) is
+        // indexed on a blocking thread.
+        let work = if to - from <= SMALL_READ {
+            small(core, |c| index(c, from, to))?
+        } else {
+            blocking(core, move |c| index(c, from, to)).await?
+        };
         for w in work {
             match w {
                 Work::Ack(ack) => acknowledge(core, ack).await?,
                 Work::Erasure(n) => crate::erasure::on_notice(core, n).await?,
+                Work::Erase(case) => {
+                    blocking(core, move |c| Ok(c.store.erase(&case).map(|_| ())?)).await?;
+                }
             }
         }
         at = to;
         let c = at;
-        blocking(core, move |k| Ok(k.store.set_cursor(c)?)).await?;
+        small(core, |k| Ok(k.store.set_cursor(c)?))?;
     }
     Ok(at)
 }
@@ -98,11 +108,14 @@ async fn step(core: &Arc<Core>, cursor: u64) -> Result<u64, ApiError> {
 enum Work {
     Ack(Ack),
     Erasure(crate::erasure::Notice),
+    /// A `CaseErased` this agency originated: apply it to the store again
+    /// (durable writes, so on a blocking thread).
+    Erase(CaseId),
 }
 
-/// Indexes entries `from+1..=to`, applies this agency's own erasures and
-/// forgets receipted sealed data; returns the withdrawals to acknowledge and
-/// the erasure notices to act on.
+/// Indexes entries `from+1..=to` and forgets receipted sealed data (point
+/// writes, not flushed); returns the withdrawals to acknowledge, the erasure
+/// notices to act on and this agency's own erasures to apply again.
 fn index(c: &Core, from: u64, to: u64) -> Result<Vec<Work>, ApiError> {
     let mut acks = Vec::new();
     for seq in from + 1..=to {
@@ -125,7 +138,7 @@ fn index(c: &Core, from: u64, to: u64) -> Result<Vec<Work>, ApiError> {
         };
         if originated {
             if matches!(ev.body, Some(B::CaseErased(_))) {
-                c.store.erase(&case)?;
+                acks.push(Work::Erase(case));
             }
             continue;
         }

@@ -23,7 +23,7 @@ use waymark_proto::v1::inbox_service_server::InboxService;
 use crate::agency::Core;
 use crate::error::ApiError;
 use crate::state::decode_event;
-use crate::write::blocking;
+use crate::write::{SMALL_READ, blocking, small};
 
 /// The InboxService of one agency.
 pub(crate) struct InboxSvc(pub(crate) Arc<Core>);
@@ -85,7 +85,14 @@ async fn produce(
         };
         while cursor < size {
             let (from, to) = (cursor, (cursor + BATCH).min(size));
-            let batch = match blocking(&core, move |c| read(c, from, to, quarantined)).await {
+            // A subscriber keeping up reads a few entries per commit, here;
+            // one catching up reads its pages on a blocking thread.
+            let batch = if to - from <= SMALL_READ {
+                small(&core, |c| read(c, from, to, quarantined))
+            } else {
+                blocking(&core, move |c| read(c, from, to, quarantined)).await
+            };
+            let batch = match batch {
                 Ok(b) => b,
                 Err(e) => {
                     let _ = tx.send(Err(e.into())).await;

@@ -59,10 +59,7 @@ impl Cases {
         rules: &RuleSets,
         case: CaseId,
     ) -> Result<Option<Arc<CaseInfo>>, JournalError> {
-        let mut map = self
-            .map
-            .lock()
-            .map_err(|_| JournalError::Failed("the case view lock is poisoned".into()))?;
+        let mut map = self.lock()?;
         if map.len() >= self.cap && !map.contains_key(&case) {
             map.clear();
         }
@@ -74,26 +71,71 @@ impl Cases {
                 after: 0,
             })
         });
-        loop {
-            let page = journal.case_entries(&case, shared.after, 512)?;
-            let Some(last) = page.last().map(|(s, _)| *s) else {
-                break;
-            };
-            let c = Arc::make_mut(shared);
-            for (_, bytes) in &page {
-                if let Ok(entry) = JournalEntry::decode(bytes.as_slice()) {
-                    c.entries += 1;
-                    c.updated_at = entry.recorded_at;
-                    fold(&mut c.state, rules, &entry);
-                }
-            }
-            c.after = last;
-        }
+        catch_up(shared, journal, rules, case, usize::MAX)?;
         if shared.entries == 0 {
             map.remove(&case);
             return Ok(None);
         }
         Ok(Some(Arc::clone(shared)))
+    }
+
+    /// The caught-up view of `case` if it is cached and at most `budget`
+    /// entries behind the journal: the cheap case (a point read of the
+    /// case's newest seqs, a few entries folded), which callers run on an
+    /// async thread. `None` otherwise: ask [`Cases::get`] on a blocking
+    /// thread (whatever of the budget was folded is kept).
+    pub(crate) fn get_cached(
+        &self,
+        journal: &Journal<SledStore>,
+        rules: &RuleSets,
+        case: CaseId,
+        budget: usize,
+    ) -> Result<Option<Arc<CaseInfo>>, JournalError> {
+        let mut map = self.lock()?;
+        let Some(shared) = map.get_mut(&case) else {
+            return Ok(None);
+        };
+        let done = catch_up(shared, journal, rules, case, budget)?;
+        Ok(done.then(|| Arc::clone(shared)))
+    }
+
+    fn lock(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<CaseId, Arc<CaseInfo>>>, JournalError> {
+        self.map
+            .lock()
+            .map_err(|_| JournalError::Failed("the case view lock is poisoned".into()))
+    }
+}
+
+/// Folds the entries about `case` after the view's last seq, reading at
+/// most `budget` of them; true when the view has caught up with the journal
+/// (an empty page says so: the read's limit is not a promise of fullness).
+fn catch_up(
+    shared: &mut Arc<CaseInfo>,
+    journal: &Journal<SledStore>,
+    rules: &RuleSets,
+    case: CaseId,
+    mut budget: usize,
+) -> Result<bool, JournalError> {
+    loop {
+        let page = journal.case_entries(&case, shared.after, budget.min(512))?;
+        let Some(last) = page.last().map(|(s, _)| *s) else {
+            return Ok(true);
+        };
+        let c = Arc::make_mut(shared);
+        for (_, bytes) in &page {
+            if let Ok(entry) = JournalEntry::decode(bytes.as_slice()) {
+                c.entries += 1;
+                c.updated_at = entry.recorded_at;
+                fold(&mut c.state, rules, &entry);
+            }
+        }
+        c.after = last;
+        budget = budget.saturating_sub(page.len());
+        if budget == 0 {
+            return Ok(false);
+        }
     }
 }
 
@@ -131,4 +173,92 @@ fn fold(state: &mut CaseState, rules: &RuleSets, entry: &JournalEntry) {
 pub(crate) fn decode_event(envelope: &[u8]) -> Option<PbEvent> {
     let env = Envelope::decode(envelope).ok()?;
     PbEvent::decode(env.payload.as_slice()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waymark_journal::{JournalConfig, SledConfig};
+    use waymark_proto::PAYLOAD_TYPE_EVENT;
+    use waymark_types::{EventId, Timestamp};
+
+    /// An unsigned envelope of an event about `case` (the journal does not
+    /// verify; the fold skips what the rules refuse, the count still grows).
+    fn envelope(case: CaseId) -> Vec<u8> {
+        let ev = PbEvent {
+            event_id: EventId::new().to_string(),
+            case_id: case.to_string(),
+            sender_id: "bg-police-sofia".to_owned(),
+            ..Default::default()
+        };
+        Envelope {
+            payload_type: PAYLOAD_TYPE_EVENT.to_owned(),
+            payload: ev.encode_to_vec(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn a_cached_view_catches_up_on_the_async_path_only_within_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), &SledConfig::default()).unwrap();
+        let me = AgencyId::new("bg-police-sofia").unwrap();
+        let journal = Journal::open(store, JournalConfig::new(me.clone()), None).unwrap();
+        let rules = RuleSets::builtin();
+        let (case, other) = (CaseId::new(), CaseId::new());
+        let append = |c: CaseId, n: usize| {
+            for _ in 0..n {
+                journal
+                    .append_originated(&envelope(c), Timestamp::now())
+                    .unwrap();
+            }
+        };
+        let cases = Cases::new(me, 16);
+        append(case, 3);
+        assert!(
+            cases
+                .get_cached(&journal, &rules, case, 32)
+                .unwrap()
+                .is_none(),
+            "a case not cached is folded on a blocking thread"
+        );
+        assert_eq!(
+            cases.get(&journal, &rules, case).unwrap().unwrap().entries,
+            3
+        );
+
+        append(case, 5);
+        append(other, 2);
+        let v = cases
+            .get_cached(&journal, &rules, case, 32)
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.entries, 8, "a few entries behind: caught up here");
+
+        append(case, 40);
+        assert!(
+            cases
+                .get_cached(&journal, &rules, case, 32)
+                .unwrap()
+                .is_none(),
+            "40 entries behind is more than the budget"
+        );
+        let v = cases
+            .get_cached(&journal, &rules, case, 32)
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.entries, 48, "the first 32 were kept; the rest fit");
+        assert_eq!(
+            cases.get(&journal, &rules, case).unwrap().unwrap().entries,
+            48,
+            "the blocking path agrees"
+        );
+        assert!(
+            cases
+                .get_cached(&journal, &rules, CaseId::new(), 32)
+                .unwrap()
+                .is_none()
+        );
+    }
 }

@@ -272,7 +272,11 @@ pub(crate) fn new_event(
     }
 }
 
-/// Runs blocking store or journal work off the async threads.
+/// Most journal entries a read may handle on an async thread ([`small`]).
+pub(crate) const SMALL_READ: u64 = 32;
+
+/// Runs blocking store or journal work off the async threads: scans, folds
+/// of a whole case, anything that waits for a commit.
 pub(crate) async fn blocking<T: Send + 'static>(
     core: &Arc<Core>,
     f: impl FnOnce(&Core) -> Result<T, ApiError> + Send + 'static,
@@ -281,6 +285,21 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&c))
         .await
         .map_err(|e| ApiError::Internal(format!("a blocking task failed: {e}")))?
+}
+
+/// Runs small, bounded store or journal work on the calling (async) thread:
+/// a few point reads and unflushed writes of sled trees, or reading at most
+/// [`SMALL_READ`] entries. Such work takes microseconds when sled has the
+/// pages cached, as it has for the recent entries these calls touch; a hop
+/// to the blocking pool and back costs more than that, and its two context
+/// switches were the largest single cost of an agency under load on two
+/// cores (`BENCHMARKS.md`, P1). A page sled must read from disk stalls this
+/// thread for one read, which the runtime's other workers absorb.
+pub(crate) fn small<T>(
+    core: &Core,
+    f: impl FnOnce(&Core) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    f(core)
 }
 
 fn check_key(key: &str) -> Result<(), ApiError> {
@@ -394,16 +413,18 @@ async fn earlier_call(
     request_key: &[u8],
     hash: &str,
 ) -> Result<Option<(EventId, Earlier)>, ApiError> {
-    let (k, rk, want) = (key.to_owned(), request_key.to_vec(), hash.to_owned());
-    blocking(core, move |c| {
-        let found = match c.journal.request_record(&rk)? {
+    let (k, rk, want) = (key, request_key, hash);
+    // Two point reads: the journal's request record, the store's legacy
+    // reservation.
+    small(core, move |c| {
+        let found = match c.journal.request_record(rk)? {
             Some(r) => Some((
                 serde_json::from_slice::<IdemRecord>(&r.value).map_err(|_| {
                     ApiError::Internal("a journaled request record is corrupt".into())
                 })?,
                 Earlier::Journal,
             )),
-            None => c.store.legacy_idem(rpc, &k)?.map(|r| (r, Earlier::Legacy)),
+            None => c.store.legacy_idem(rpc, k)?.map(|r| (r, Earlier::Legacy)),
         };
         let Some((record, from)) = found else {
             return Ok(None);
@@ -420,7 +441,6 @@ async fn earlier_call(
             .map_err(|_| ApiError::Internal("a stored idempotency record is corrupt".into()))?;
         Ok(Some((id, from)))
     })
-    .await
 }
 
 /// The `RecordedEvent` of `id` if the journal holds it.

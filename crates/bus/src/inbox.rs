@@ -210,6 +210,9 @@ fn units(ctx: &Ctx, msgs: &[Message]) -> Vec<Unit> {
 /// Most threads the stateless checks of one batch of messages run on.
 const CHECK_THREADS: usize = 4;
 
+/// Most units whose stateless checks run on the inbox's own (async) thread.
+const SMALL_BATCH: usize = 2;
+
 /// A batch of messages after its stateless checks.
 struct Prepared {
     msgs: Vec<Message>,
@@ -223,13 +226,20 @@ struct Prepared {
 async fn prepare(ctx: &Arc<Ctx>, msgs: Vec<Message>) -> Result<Prepared, BusError> {
     let now = Timestamp::now();
     let units = units(ctx, &msgs);
-    let c = ctx.clone();
-    let (units, authentic, spans) = tokio::task::spawn_blocking(move || {
-        let (authentic, spans) = authenticate_all(&c, &units, now);
+    // One or two signatures take less time than a hop to the blocking pool
+    // and back (the usual batch when the inbox keeps up): checked here.
+    let (units, authentic, spans) = if units.len() <= SMALL_BATCH {
+        let (authentic, spans) = authenticate_all(ctx, &units, now);
         (units, authentic, spans)
-    })
-    .await
-    .map_err(BusError::Task)?;
+    } else {
+        let c = ctx.clone();
+        tokio::task::spawn_blocking(move || {
+            let (authentic, spans) = authenticate_all(&c, &units, now);
+            (units, authentic, spans)
+        })
+        .await
+        .map_err(BusError::Task)?
+    };
     Ok(Prepared {
         msgs,
         units,
@@ -269,6 +279,13 @@ async fn finish(ctx: Arc<Ctx>, p: Prepared) -> Result<(), BusError> {
             Done::Retry => retry[u.msg] = true,
         }
     }
+    // The relay first: the receipts just journaled are in its outbox, and
+    // the events they complete free their lanes.
+    crate::meter::delivered(ctx, &completed);
+    if let Ok(mut c) = ctx.completed.lock() {
+        c.extend(completed);
+    }
+    ctx.relay_wake.notify_one();
     for (m, retry) in msgs.iter().zip(retry) {
         if retry {
             let _ = m
@@ -278,11 +295,6 @@ async fn finish(ctx: Arc<Ctx>, p: Prepared) -> Result<(), BusError> {
             tracing::debug!(error = %e, "ack failed; the message will be redelivered and deduplicated");
         }
     }
-    crate::meter::delivered(ctx, &completed);
-    if let Ok(mut c) = ctx.completed.lock() {
-        c.extend(completed);
-    }
-    ctx.relay_wake.notify_one();
     Ok(())
 }
 
@@ -336,19 +348,21 @@ fn authenticate_all(
     let good: Vec<usize> = if threads < 2 || units.len() < 8 {
         verify(0..units.len())
     } else {
+        // The first part on this thread, the others on threads of their own.
         let per = units.len().div_ceil(threads);
         std::thread::scope(|s| {
-            let parts: Vec<_> = (0..units.len())
+            let others: Vec<_> = (per..units.len())
                 .step_by(per)
                 .map(|start| {
                     let verify = &verify;
                     s.spawn(move || verify(start..(start + per).min(units.len())))
                 })
                 .collect();
-            parts
-                .into_iter()
-                .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
+            let mut good = verify(0..per);
+            for p in others {
+                good.extend(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+            good
         })
     };
     for i in good {

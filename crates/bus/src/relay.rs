@@ -207,7 +207,11 @@ impl Relay {
         }
     }
 
-    /// Loads new outbox items after the cursor, up to the window.
+    /// Loads new outbox items after the cursor, up to the window. The first
+    /// [`SMALL_LOAD`] items are read on this thread (point reads of recent,
+    /// cached entries: cheaper than a hop to the blocking pool, which is
+    /// most of a round's cost when one event arrived); a fuller outbox (a
+    /// backlog after a start or an outage) is read on a blocking thread.
     async fn load(&mut self) -> Result<(), RoundError> {
         let room = self
             .ctx
@@ -217,24 +221,25 @@ impl Relay {
         if room == 0 {
             return Ok(());
         }
-        let (ctx, after) = (self.ctx.clone(), self.cursor);
-        let loaded =
-            tokio::task::spawn_blocking(move || -> Result<Vec<(u64, Item)>, RoundError> {
-                let mut out = Vec::new();
-                for o in ctx.journal.outbox(after, room)? {
-                    if let Some(item) = read_item(&ctx, o.seq, o.recipient, o.event_id)? {
-                        out.push((o.seq, item));
-                    }
-                }
-                Ok(out)
-            })
-            .await??;
+        let first = room.min(SMALL_LOAD);
+        let loaded = load_items(&self.ctx, self.cursor, first)?;
+        let more = loaded.len() == first && room > first;
+        self.admit(loaded);
+        if more {
+            let (ctx, after) = (self.ctx.clone(), self.cursor);
+            let loaded = tokio::task::spawn_blocking(move || load_items(&ctx, after, room - first))
+                .await??;
+            self.admit(loaded);
+        }
+        Ok(())
+    }
+
+    fn admit(&mut self, loaded: Vec<(u64, Item)>) {
         for (seq, item) in loaded {
             self.cursor = self.cursor.max(seq);
             self.by_event.insert(item.event_id, seq);
             self.items.insert(seq, item);
         }
-        Ok(())
     }
 
     /// Publishes the given seqs in chunks of at most `publish_batch` and
@@ -459,6 +464,21 @@ impl Relay {
         .await??;
         Ok(item)
     }
+}
+
+/// Outbox items a relay round reads on its own thread ([`Relay::load`]).
+const SMALL_LOAD: usize = 32;
+
+/// The outbox items after seq `after`, at most `limit`, with their
+/// journaled envelopes.
+fn load_items(ctx: &Ctx, after: u64, limit: usize) -> Result<Vec<(u64, Item)>, RoundError> {
+    let mut out = Vec::new();
+    for o in ctx.journal.outbox(after, limit)? {
+        if let Some(item) = read_item(ctx, o.seq, o.recipient, o.event_id)? {
+            out.push((o.seq, item));
+        }
+    }
+    Ok(out)
 }
 
 /// Reads an outbox item's journaled envelope.
