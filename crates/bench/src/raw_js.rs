@@ -17,6 +17,7 @@
 //! event envelopes, so both sides move as many bytes per event.
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -78,43 +79,46 @@ impl RawJs {
     }
 
     /// A fresh subject and a consumer task on it that records, per message,
-    /// when it arrived; returns the subject, the arrivals and the task.
+    /// when it arrived; returns the subject and the arrivals.
     async fn consumer(&mut self) -> anyhow::Result<(String, Arrivals)> {
         self.rounds += 1;
         let subject = format!("bench.raw.r{}", self.rounds);
-        let consumer = durable(
-            &self.stream,
-            &self.cfg,
-            format!("bench-raw-{}", self.rounds),
-            subject.clone(),
-        )
-        .await
-        .context("creating the raw consumer")?;
-        let mut messages = consumer
+        let arrivals = self.arrivals(&subject).await?;
+        Ok((subject, arrivals))
+    }
+
+    /// A durable pull consumer of `subject`, read in batches as the inbox
+    /// reads.
+    async fn pull(&self, subject: &str) -> anyhow::Result<jetstream::consumer::pull::Stream> {
+        let name = format!("bench-raw-{}", subject.replace('.', "-"));
+        let consumer = durable(&self.stream, &self.cfg, name, subject.to_owned())
+            .await
+            .context("creating the raw consumer")?;
+        consumer
             .stream()
             .max_messages_per_batch(self.cfg.inbox_batch)
             .heartbeat(Duration::from_secs(1))
             .expires(Duration::from_secs(5))
             .messages()
             .await
-            .context("reading the raw consumer")?;
+            .context("reading the raw consumer")
+    }
+
+    /// A consumer task on `subject` that records when each message arrived.
+    async fn arrivals(&self, subject: &str) -> anyhow::Result<Arrivals> {
+        let mut messages = self.pull(subject).await?;
         let arrivals = Arrivals::default();
         let a = arrivals.clone();
         tokio::spawn(async move {
             while let Some(Ok(m)) = messages.next().await {
                 let now = Instant::now();
-                let seq = m
-                    .payload
-                    .get(..8)
-                    .and_then(|b| b.try_into().ok())
-                    .map_or(u64::MAX, u64::from_be_bytes);
-                a.arrived(seq, now);
+                a.arrived(seq_of(&m.payload), now);
                 if m.ack().await.is_err() {
                     break;
                 }
             }
         });
-        Ok((subject, arrivals))
+        Ok(arrivals)
     }
 
     /// P1 baseline: `callers` publishers, each awaiting every PubAck, for
@@ -150,14 +154,62 @@ impl RawJs {
         Ok(sent as f64 / last.duration_since(start).as_secs_f64())
     }
 
-    /// P2 baseline: one publish every `1/rate` s for `duration`, each in its
-    /// own task; returns the publish-to-consume latency of every message.
+    /// P2's one-way baseline: one publish every `1/rate` s for `duration`,
+    /// each in its own task; returns the publish-to-consume latency of
+    /// every message.
     pub(crate) async fn latencies(
         &mut self,
         rate: u32,
         duration: Duration,
     ) -> anyhow::Result<Vec<Duration>> {
         let (subject, arrivals) = self.consumer().await?;
+        self.offer(&subject, &arrivals, rate, duration).await
+    }
+
+    /// P2's like-for-like baseline: the exchange our figure times (an
+    /// event there, its receipt back) over raw JetStream. One publish every
+    /// `1/rate` s on an outbound subject; a responder (another pull
+    /// consumer) publishes each message back on a return subject, awaiting
+    /// the PubAck off its path as our relay does, and acks it; returns the
+    /// latency from the first publish to the reply's arrival at the return
+    /// consumer. No signatures and no journal: only the broker's two hops.
+    pub(crate) async fn round_trips(
+        &mut self,
+        rate: u32,
+        duration: Duration,
+    ) -> anyhow::Result<Vec<Duration>> {
+        self.rounds += 1;
+        let out = format!("bench.raw.r{}.out", self.rounds);
+        let back = format!("bench.raw.r{}.back", self.rounds);
+        let arrivals = self.arrivals(&back).await?;
+        let mut requests = self.pull(&out).await?;
+        let js = self.js.clone();
+        let responder = tokio::spawn(async move {
+            while let Some(Ok(m)) = requests.next().await {
+                let ack = js
+                    .publish(back.clone(), m.payload.clone())
+                    .await
+                    .context("raw reply")?;
+                tokio::spawn(ack.into_future());
+                m.ack().await.map_err(|e| anyhow::anyhow!("raw ack: {e}"))?;
+            }
+            anyhow::Ok(())
+        });
+        let got = self.offer(&out, &arrivals, rate, duration).await;
+        responder.abort();
+        got
+    }
+
+    /// Publishes one message every `1/rate` s on `subject` for `duration`,
+    /// each in its own task awaiting its PubAck, then waits until all have
+    /// arrived; returns each one's time from its publish to its arrival.
+    async fn offer(
+        &self,
+        subject: &str,
+        arrivals: &Arrivals,
+        rate: u32,
+        duration: Duration,
+    ) -> anyhow::Result<Vec<Duration>> {
         let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
         let start = Instant::now();
@@ -165,7 +217,7 @@ impl RawJs {
         let mut seq = 0u64;
         while start.elapsed() < duration {
             tick.tick().await;
-            let (js, subject, sent_at) = (self.js.clone(), subject.clone(), sent_at.clone());
+            let (js, subject, sent_at) = (self.js.clone(), subject.to_owned(), sent_at.clone());
             let s = seq;
             seq += 1;
             tasks.push(tokio::spawn(async move {
@@ -195,6 +247,14 @@ impl RawJs {
         }
         Ok(out)
     }
+}
+
+/// The sequence number a raw message starts with.
+fn seq_of(payload: &[u8]) -> u64 {
+    payload
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(u64::MAX, u64::from_be_bytes)
 }
 
 fn message(seq: u64) -> Bytes {
