@@ -82,8 +82,9 @@ impl Cases {
     /// The caught-up view of `case` if it is cached and at most `budget`
     /// entries behind the journal: the cheap case (a point read of the
     /// case's newest seqs, a few entries folded), which callers run on an
-    /// async thread. `None` otherwise: ask [`Cases::get`] on a blocking
-    /// thread (whatever of the budget was folded is kept).
+    /// async thread. `None` otherwise, or while another caller holds the
+    /// cache: ask [`Cases::get`] on a blocking thread (whatever of the
+    /// budget was folded is kept).
     pub(crate) fn get_cached(
         &self,
         journal: &Journal<SledStore>,
@@ -91,7 +92,12 @@ impl Cases {
         case: CaseId,
         budget: usize,
     ) -> Result<Option<Arc<CaseInfo>>, JournalError> {
-        let mut map = self.lock()?;
+        // Never wait for the lock here: its holder may be folding a whole
+        // case on a blocking thread, and an async thread must not wait on
+        // that. (A poisoned lock is reported by the blocking path.)
+        let Ok(mut map) = self.map.try_lock() else {
+            return Ok(None);
+        };
         let Some(shared) = map.get_mut(&case) else {
             return Ok(None);
         };
