@@ -157,13 +157,19 @@ async fn measure(
             "JetStream round trip: publish → pull consumer → reply published → pull consumer, same {rate}/s"
         );
         let one_way = format!("JetStream one way: publish → pull consumer, same {rate}/s");
-        for (base, name, targets) in [
+        for (base, name, suffix, targets) in [
             (
                 &rt,
                 round_trip,
+                "",
                 [Target::None, Target::RatioAtMost(P2_TARGET)],
             ),
-            (&one, one_way, [Target::None, Target::None]),
+            (
+                &one,
+                one_way,
+                ", against one broker hop",
+                [Target::None, Target::None],
+            ),
         ] {
             for ((p, target), (o, b)) in ["p50", "p99"]
                 .into_iter()
@@ -172,7 +178,7 @@ async fn measure(
             {
                 figures.push(Figure::from_rounds(
                     "P2",
-                    format!("{p} latency, call → receipt journaled back"),
+                    format!("{p} latency, call → receipt journaled back{suffix}"),
                     "ms",
                     o,
                     b,

@@ -178,9 +178,18 @@ fn bench_quick_runs_p1_and_p2_end_to_end() {
         .iter()
         .filter_map(|f| f["name"].as_str())
         .collect();
-    assert_eq!(names.len(), 3, "P1, P2 p50, P2 p99: {names:?}");
+    assert_eq!(
+        names.len(),
+        5,
+        "P1; P2 p50, p99 against the raw round trip, then against one hop: {names:?}"
+    );
     assert!(names[0].contains("end-to-end events/s"), "{names:?}");
     assert!(names[2].contains("p99"), "{names:?}");
+    assert_eq!(figures[2]["target"]["kind"], "ratio_at_most", "{figures}");
+    assert!(
+        names[4].contains("p99") && names[4].contains("one broker hop"),
+        "{names:?}"
+    );
     for f in figures.as_array().unwrap() {
         assert!(f["ours"].as_f64().unwrap() > 0.0, "{f}");
         assert!(f["baseline"].as_f64().unwrap() > 0.0, "{f}");
