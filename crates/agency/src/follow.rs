@@ -41,7 +41,7 @@ use crate::agency::Core;
 use crate::error::ApiError;
 use crate::state::decode_event;
 use crate::store::derived_id;
-use crate::write::{SMALL_READ, blocking, new_event, small};
+use crate::write::{blocking, new_event, read_entries, small};
 
 /// A withdrawal to acknowledge.
 struct Ack {
@@ -80,14 +80,10 @@ async fn step(core: &Arc<Core>, cursor: u64) -> Result<u64, ApiError> {
     while at < size {
         let to = (at + 256).min(size);
         let from = at;
-        // Under load the follower is a commit or two behind: index those
-        // entries here; a longer run (catching up after a start) is
-        // indexed on a blocking thread.
-        let work = if to - from <= SMALL_READ {
-            small(core, |c| index(c, from, to))?
-        } else {
-            blocking(core, move |c| index(c, from, to)).await?
-        };
+        // Under load the follower is a commit or two behind: those few
+        // entries are indexed on this thread (a catch-up after a start on a
+        // blocking one).
+        let work = read_entries(core, from, to, index).await?;
         for w in work {
             match w {
                 Work::Ack(ack) => acknowledge(core, ack).await?,

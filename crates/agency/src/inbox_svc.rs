@@ -23,7 +23,7 @@ use waymark_proto::v1::inbox_service_server::InboxService;
 use crate::agency::Core;
 use crate::error::ApiError;
 use crate::state::decode_event;
-use crate::write::{SMALL_READ, blocking, small};
+use crate::write::read_entries;
 
 /// The InboxService of one agency.
 pub(crate) struct InboxSvc(pub(crate) Arc<Core>);
@@ -87,11 +87,10 @@ async fn produce(
             let (from, to) = (cursor, (cursor + BATCH).min(size));
             // A subscriber keeping up reads a few entries per commit, here;
             // one catching up reads its pages on a blocking thread.
-            let batch = if to - from <= SMALL_READ {
-                small(&core, |c| read(c, from, to, quarantined))
-            } else {
-                blocking(&core, move |c| read(c, from, to, quarantined)).await
-            };
+            let batch = read_entries(&core, from, to, move |c, from, to| {
+                read(c, from, to, quarantined)
+            })
+            .await;
             let batch = match batch {
                 Ok(b) => b,
                 Err(e) => {

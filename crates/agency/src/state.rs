@@ -221,50 +221,28 @@ mod tests {
             }
         };
         let cases = Cases::new(me, 16);
+        let cached = |c: CaseId| cases.get_cached(&journal, &rules, c, 32).unwrap();
+        let entries = |c: CaseId| cases.get(&journal, &rules, c).unwrap().unwrap().entries;
         append(case, 3);
         assert!(
-            cases
-                .get_cached(&journal, &rules, case, 32)
-                .unwrap()
-                .is_none(),
+            cached(case).is_none(),
             "a case not cached is folded on a blocking thread"
         );
-        assert_eq!(
-            cases.get(&journal, &rules, case).unwrap().unwrap().entries,
-            3
-        );
+        assert_eq!(entries(case), 3);
 
         append(case, 5);
         append(other, 2);
-        let v = cases
-            .get_cached(&journal, &rules, case, 32)
-            .unwrap()
-            .unwrap();
+        let v = cached(case).unwrap();
         assert_eq!(v.entries, 8, "a few entries behind: caught up here");
 
         append(case, 40);
         assert!(
-            cases
-                .get_cached(&journal, &rules, case, 32)
-                .unwrap()
-                .is_none(),
+            cached(case).is_none(),
             "40 entries behind is more than the budget"
         );
-        let v = cases
-            .get_cached(&journal, &rules, case, 32)
-            .unwrap()
-            .unwrap();
+        let v = cached(case).unwrap();
         assert_eq!(v.entries, 48, "the first 32 were kept; the rest fit");
-        assert_eq!(
-            cases.get(&journal, &rules, case).unwrap().unwrap().entries,
-            48,
-            "the blocking path agrees"
-        );
-        assert!(
-            cases
-                .get_cached(&journal, &rules, CaseId::new(), 32)
-                .unwrap()
-                .is_none()
-        );
+        assert_eq!(entries(case), 48, "the blocking path agrees");
+        assert!(cached(CaseId::new()).is_none());
     }
 }

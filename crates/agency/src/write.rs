@@ -302,6 +302,21 @@ pub(crate) fn small<T>(
     f(core)
 }
 
+/// Reads journal entries `from+1..=to` with `read`: here ([`small`]) when
+/// they are at most [`SMALL_READ`], else on a blocking thread.
+pub(crate) async fn read_entries<T: Send + 'static>(
+    core: &Arc<Core>,
+    from: u64,
+    to: u64,
+    read: impl FnOnce(&Core, u64, u64) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if to - from <= SMALL_READ {
+        small(core, |c| read(c, from, to))
+    } else {
+        blocking(core, move |c| read(c, from, to)).await
+    }
+}
+
 fn check_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() {
         return Err(ApiError::invalid(
@@ -336,7 +351,7 @@ pub(crate) async fn record(
     let hash = hex(&Sha256::digest(request.encode_to_vec()));
     let request_key = LocalStore::idem_key(rpc, key);
     // A call with this key before: its answer is the event it recorded.
-    let earlier = earlier_call(core, rpc, key, &request_key, &hash).await?;
+    let earlier = earlier_call(core, rpc, key, &request_key, &hash)?;
     if let Some((id, _)) = earlier
         && let Some(recorded) = lookup(core, id, true).await?
     {
@@ -385,9 +400,7 @@ pub(crate) async fn record(
     let id = if sent.new {
         id
     } else {
-        earlier_call(core, rpc, key, &request_key, &hash)
-            .await?
-            .map_or(id, |(other, _)| other)
+        earlier_call(core, rpc, key, &request_key, &hash)?.map_or(id, |(other, _)| other)
     };
     let recorded = lookup(core, id, !sent.new)
         .await?
@@ -406,7 +419,7 @@ enum Earlier {
 
 /// The event an earlier call with `key` recorded, if there was one; the
 /// same key with a different request is refused (`INVALID_ARGUMENT`).
-async fn earlier_call(
+fn earlier_call(
     core: &Arc<Core>,
     rpc: &'static str,
     key: &str,
