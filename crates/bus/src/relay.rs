@@ -223,7 +223,9 @@ impl Relay {
         }
         let first = room.min(SMALL_LOAD);
         let loaded = load_items(&self.ctx, self.cursor, first)?;
-        let more = loaded.len() == first && room > first;
+        // "More" is judged by the outbox rows read, not the items admitted:
+        // a skipped row (see `read_item`) must not leave a backlog unread.
+        let more = loaded.rows == first && room > first;
         self.admit(loaded);
         if more {
             let (ctx, after) = (self.ctx.clone(), self.cursor);
@@ -234,9 +236,12 @@ impl Relay {
         Ok(())
     }
 
-    fn admit(&mut self, loaded: Vec<(u64, Item)>) {
-        for (seq, item) in loaded {
-            self.cursor = self.cursor.max(seq);
+    /// Takes loaded items into the window; the cursor moves past every row
+    /// read, skipped ones included, so a skipped row is read (and logged)
+    /// once per process, not once per round.
+    fn admit(&mut self, loaded: Loaded) {
+        self.cursor = self.cursor.max(loaded.last);
+        for (seq, item) in loaded.items {
             self.by_event.insert(item.event_id, seq);
             self.items.insert(seq, item);
         }
@@ -469,16 +474,30 @@ impl Relay {
 /// Outbox items a relay round reads on its own thread ([`Relay::load`]).
 const SMALL_LOAD: usize = 32;
 
-/// The outbox items after seq `after`, at most `limit`, with their
+/// What one [`load_items`] read: how many outbox rows, the last row's seq
+/// (0 if none), and the items made of them (fewer than `rows` when a row
+/// was skipped).
+struct Loaded {
+    rows: usize,
+    last: u64,
+    items: Vec<(u64, Item)>,
+}
+
+/// The outbox items after seq `after`, at most `limit` rows, with their
 /// journaled envelopes.
-fn load_items(ctx: &Ctx, after: u64, limit: usize) -> Result<Vec<(u64, Item)>, RoundError> {
-    let mut out = Vec::new();
-    for o in ctx.journal.outbox(after, limit)? {
+fn load_items(ctx: &Ctx, after: u64, limit: usize) -> Result<Loaded, RoundError> {
+    let rows = ctx.journal.outbox(after, limit)?;
+    let mut loaded = Loaded {
+        rows: rows.len(),
+        last: rows.last().map_or(0, |o| o.seq),
+        items: Vec::with_capacity(rows.len()),
+    };
+    for o in rows {
         if let Some(item) = read_item(ctx, o.seq, o.recipient, o.event_id)? {
-            out.push((o.seq, item));
+            loaded.items.push((o.seq, item));
         }
     }
-    Ok(out)
+    Ok(loaded)
 }
 
 /// Reads an outbox item's journaled envelope.
