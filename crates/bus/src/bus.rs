@@ -218,10 +218,23 @@ impl Bus {
                 })?;
                 // The check applied the event to the cached case state; an
                 // answered request journaled another event instead.
-                if request.is_some()
-                    && matches!(appended, waymark_journal::Appended::Existing { .. })
-                {
+                let new = matches!(appended, waymark_journal::Appended::New { .. });
+                if request.is_some() && !new {
                     invalidate();
+                }
+                if has_recipient {
+                    if new
+                        && let Ok(mut s) = c.in_flight.lock()
+                        && s.len() < crate::meter::MAX_IN_FLIGHT
+                    {
+                        s.insert(event_id, crate::meter::InFlight::now(stash));
+                    }
+                    // From this thread, as soon as the item is durable: an
+                    // idle runtime worker starts the relay at once, while
+                    // the caller's task still returns its answer (woken from
+                    // the caller's task, the relay waited behind the gRPC
+                    // response on that worker).
+                    c.relay_wake.notify_one();
                 }
                 Ok(appended)
             })
@@ -231,15 +244,6 @@ impl Bus {
                 waymark_journal::Appended::New { hash, .. } => (true, Some(hash)),
                 waymark_journal::Appended::Existing { .. } => (false, None),
             };
-            if has_recipient {
-                if new
-                    && let Ok(mut s) = ctx.in_flight.lock()
-                    && s.len() < crate::meter::MAX_IN_FLIGHT
-                {
-                    s.insert(event_id, crate::meter::InFlight::now(stash));
-                }
-                ctx.relay_wake.notify_one();
-            }
             Ok(Sent {
                 event_id,
                 seq: appended.seq(),

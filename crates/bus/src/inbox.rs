@@ -264,33 +264,34 @@ async fn finish(ctx: Arc<Ctx>, p: Prepared) -> Result<(), BusError> {
         spans,
         now,
     } = p;
+    let msgs_len = msgs.len();
     let c = ctx.clone();
-    let (input, outcomes) = tokio::task::spawn_blocking(move || {
+    let retry = tokio::task::spawn_blocking(move || {
         let verdicts = decide_all(&c, &units, authentic, &spans);
         let outcomes = journal_all(&c, &units, &verdicts, now);
-        (units, outcomes)
+        // A message is acked when every unit of it is durable; otherwise it
+        // comes again whole (its durable units are deduplicated then).
+        let mut retry = vec![false; msgs_len];
+        let mut completed = Vec::new();
+        for (u, d) in units.iter().zip(outcomes) {
+            match d {
+                Done::Ack(c) => completed.extend(c),
+                Done::Retry => retry[u.msg] = true,
+            }
+        }
+        // The relay first, from this thread as soon as the commit is
+        // durable (an idle runtime worker starts it at once): the receipts
+        // just journaled are in its outbox, and the events they complete
+        // free their lanes.
+        crate::meter::delivered(&c, &completed);
+        if let Ok(mut done) = c.completed.lock() {
+            done.extend(completed);
+        }
+        c.relay_wake.notify_one();
+        retry
     })
     .await
     .map_err(BusError::Task)?;
-    let ctx = &ctx;
-
-    // A message is acked when every unit of it is durable; otherwise it
-    // comes again whole (its durable units are deduplicated then).
-    let mut retry = vec![false; msgs.len()];
-    let mut completed = Vec::new();
-    for (u, d) in input.iter().zip(outcomes) {
-        match d {
-            Done::Ack(c) => completed.extend(c),
-            Done::Retry => retry[u.msg] = true,
-        }
-    }
-    // The relay first: the receipts just journaled are in its outbox, and
-    // the events they complete free their lanes.
-    crate::meter::delivered(ctx, &completed);
-    if let Ok(mut c) = ctx.completed.lock() {
-        c.extend(completed);
-    }
-    ctx.relay_wake.notify_one();
     for (m, retry) in msgs.iter().zip(retry) {
         if retry {
             let _ = m
