@@ -9,11 +9,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use waymark_crypto::{AgencyKey, sign_envelope};
-use waymark_journal::{Journal, SledStore};
-use waymark_policy::{RuleSets, event_from_proto};
+use waymark_journal::{Appended, Journal, JournalError, Progress, SledStore, Staged};
+use waymark_policy::{RuleSets, WireEvent, event_from_proto};
 use waymark_proto::PAYLOAD_TYPE_EVENT;
 use waymark_proto::v1::Event as PbEvent;
-use waymark_types::{EventId, Timestamp};
+use waymark_types::{CaseId, EventId, Timestamp};
 
 use crate::config::BusConfig;
 use crate::directory::Directory;
@@ -34,6 +34,9 @@ pub(crate) struct Ctx {
     pub(crate) counters: Arc<Counters>,
     /// Poked when the outbox grows or items complete.
     pub(crate) relay_wake: Notify,
+    /// Woken (`notify_waiters`) at every journal commit step
+    /// ([`Journal::on_progress`]): sends waiting for their append.
+    pub(crate) commits: Notify,
     /// Events whose receipts the inbox journaled (their outbox items are gone).
     pub(crate) completed: Mutex<Vec<EventId>>,
     /// Journal seqs of receipts to publish again (a duplicate delivery).
@@ -104,10 +107,20 @@ impl Bus {
             js,
             counters: Arc::new(Counters::default()),
             relay_wake: Notify::new(),
+            commits: Notify::new(),
             completed: Mutex::new(Vec::new()),
             republish: Mutex::new(Vec::new()),
             in_flight: Mutex::new(HashMap::new()),
             sealing: std::sync::OnceLock::new(),
+        });
+        ctx.journal.on_progress({
+            // Weak: the journal outlives neither the bus nor its context.
+            let ctx = Arc::downgrade(&ctx);
+            move || {
+                if let Some(c) = ctx.upgrade() {
+                    c.commits.notify_waiters();
+                }
+            }
         });
         let me = ctx.config.agency.to_string();
         let spawn = |name: &'static str, fut: futures::future::BoxFuture<'static, ()>| {
@@ -188,58 +201,34 @@ impl Bus {
             }
             let wire = event_from_proto(&event).map_err(SendError::Malformed)?;
             let event_id = wire.id();
-            let stash = crate::trace::current();
-            let has_recipient = !event.recipient_id.is_empty();
-            let c = ctx.clone();
-            let appended = tokio::task::spawn_blocking(move || {
-                if let Some(seq) = c.journal.event_seq(&event_id).map_err(SendError::Journal)? {
-                    return Ok(waymark_journal::Appended::Existing { seq });
+            let to = Sending {
+                event_id,
+                case: waymark_types::CaseId::parse(&event.case_id).ok(),
+                stash: crate::trace::current(),
+                has_recipient: !event.recipient_id.is_empty(),
+                request,
+            };
+            let appended = match stage_here(&ctx, &wire, &event, &to)? {
+                Some(Staging::Done(a)) => a,
+                // In a task of its own: a caller that goes away (a cancelled
+                // RPC) must not leave its staged append waiting for a leader.
+                Some(Staging::Staged(staged)) => tokio::spawn(durable(ctx.clone(), staged, to))
+                    .await
+                    .map_err(SendError::Task)??,
+                None => {
+                    let c = ctx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let staged = match stage_blocking(&c, &wire, &event, &to)? {
+                            Staging::Done(a) => return Ok(a),
+                            Staging::Staged(staged) => staged,
+                        };
+                        let appended = c.journal.wait_staged(staged);
+                        to.finish(&c, appended)
+                    })
+                    .await
+                    .map_err(SendError::Task)??
                 }
-                if let Err(detail) = crate::check::policy(&c, &wire).map_err(SendError::Journal)? {
-                    return Err(SendError::Refused(detail));
-                }
-                let env = sign_envelope(&c.key, PAYLOAD_TYPE_EVENT, event.encode_to_vec());
-                let bytes = env.encode_to_vec();
-                let invalidate = || {
-                    if let Ok(case) = waymark_types::CaseId::parse(&event.case_id) {
-                        c.cache.invalidate(&case);
-                    }
-                };
-                let appended = match &request {
-                    None => c.journal.append_originated(&bytes, Timestamp::now()),
-                    Some((k, v)) => {
-                        c.journal
-                            .append_originated_for_request(&bytes, Timestamp::now(), k, v)
-                    }
-                }
-                .map_err(|e| {
-                    invalidate();
-                    SendError::Journal(e)
-                })?;
-                // The check applied the event to the cached case state; an
-                // answered request journaled another event instead.
-                let new = matches!(appended, waymark_journal::Appended::New { .. });
-                if request.is_some() && !new {
-                    invalidate();
-                }
-                if has_recipient {
-                    if new
-                        && let Ok(mut s) = c.in_flight.lock()
-                        && s.len() < crate::meter::MAX_IN_FLIGHT
-                    {
-                        s.insert(event_id, crate::meter::InFlight::now(stash));
-                    }
-                    // From this thread, as soon as the item is durable: an
-                    // idle runtime worker starts the relay at once, while
-                    // the caller's task still returns its answer (woken from
-                    // the caller's task, the relay waited behind the gRPC
-                    // response on that worker).
-                    c.relay_wake.notify_one();
-                }
-                Ok(appended)
-            })
-            .await
-            .map_err(SendError::Task)??;
+            };
             let (new, entry_hash) = match appended {
                 waymark_journal::Appended::New { hash, .. } => (true, Some(hash)),
                 waymark_journal::Appended::Existing { .. } => (false, None),
@@ -284,6 +273,158 @@ impl Bus {
         self.cancel.cancel();
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// Case-view entries a send's policy check catches up on the async thread
+/// ([`crate::check::try_policy`]); further behind, it runs on a blocking
+/// thread.
+const SMALL_POLICY: usize = 32;
+
+/// What a send still has to do once its append is staged.
+struct Sending {
+    event_id: EventId,
+    case: Option<CaseId>,
+    /// Trace headers for the relay.
+    stash: HashMap<String, String>,
+    has_recipient: bool,
+    request: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A send's journal step so far.
+enum Staging {
+    /// Nothing to commit: the event (or the request) is journaled already.
+    Done(Appended),
+    /// Ordered; durable once the commit holding it is.
+    Staged(Staged),
+}
+
+impl Sending {
+    /// The policy check applied the event to the cached case view: an
+    /// event that is not journaled after all must leave it.
+    fn invalidate(&self, ctx: &Ctx) {
+        if let Some(c) = &self.case {
+            ctx.cache.invalidate(c);
+        }
+    }
+
+    /// After the commit: keeps the case view true, notes the event in
+    /// flight and wakes the relay (on the thread that saw the commit, so an
+    /// idle worker starts it at once, not behind this caller's answer).
+    fn finish(
+        self,
+        ctx: &Ctx,
+        appended: Result<Appended, JournalError>,
+    ) -> Result<Appended, SendError> {
+        let appended = appended.map_err(|e| {
+            self.invalidate(ctx);
+            SendError::Journal(e)
+        })?;
+        let new = matches!(appended, Appended::New { .. });
+        // An answered request journaled another event instead.
+        if self.request.is_some() && !new {
+            self.invalidate(ctx);
+        }
+        if self.has_recipient {
+            if new
+                && let Ok(mut s) = ctx.in_flight.lock()
+                && s.len() < crate::meter::MAX_IN_FLIGHT
+            {
+                s.insert(self.event_id, crate::meter::InFlight::now(self.stash));
+            }
+            ctx.relay_wake.notify_one();
+        }
+        Ok(appended)
+    }
+}
+
+/// A send's checks and staging on the async thread, when they need no
+/// blocking read (the event id lookup and a cached case view a few entries
+/// behind are point reads of cached data); `None`: do it on a blocking
+/// thread ([`stage_blocking`]).
+fn stage_here(
+    ctx: &Ctx,
+    wire: &WireEvent,
+    event: &PbEvent,
+    to: &Sending,
+) -> Result<Option<Staging>, SendError> {
+    if let Some(seq) = ctx
+        .journal
+        .event_seq(&to.event_id)
+        .map_err(SendError::Journal)?
+    {
+        return Ok(Some(Staging::Done(Appended::Existing { seq })));
+    }
+    match crate::check::try_policy(ctx, wire, SMALL_POLICY).map_err(SendError::Journal)? {
+        None => Ok(None),
+        Some(Err(detail)) => Err(SendError::Refused(detail)),
+        Some(Ok(())) => stage(ctx, event, to).map(Some),
+    }
+}
+
+/// [`stage_here`] on a blocking thread: the case view may be folded from
+/// the journal.
+fn stage_blocking(
+    ctx: &Ctx,
+    wire: &WireEvent,
+    event: &PbEvent,
+    to: &Sending,
+) -> Result<Staging, SendError> {
+    if let Some(seq) = ctx
+        .journal
+        .event_seq(&to.event_id)
+        .map_err(SendError::Journal)?
+    {
+        return Ok(Staging::Done(Appended::Existing { seq }));
+    }
+    if let Err(detail) = crate::check::policy(ctx, wire).map_err(SendError::Journal)? {
+        return Err(SendError::Refused(detail));
+    }
+    stage(ctx, event, to)
+}
+
+/// Signs the checked event and stages its append (with the request record
+/// and the outbox item, atomically).
+fn stage(ctx: &Ctx, event: &PbEvent, to: &Sending) -> Result<Staging, SendError> {
+    let env = sign_envelope(&ctx.key, PAYLOAD_TYPE_EVENT, event.encode_to_vec());
+    let bytes = env.encode_to_vec();
+    let staged = match &to.request {
+        None => ctx.journal.stage_originated(&bytes, Timestamp::now()),
+        Some((k, v)) => ctx
+            .journal
+            .stage_originated_for_request(&bytes, Timestamp::now(), k, v),
+    };
+    staged.map(Staging::Staged).map_err(|e| {
+        to.invalidate(ctx);
+        SendError::Journal(e)
+    })
+}
+
+/// Waits for a staged send without holding a thread: the journal's
+/// progress ([`Journal::progress`]) after every commit step. When its batch
+/// needs a leader, this send leads the commit on a blocking thread (one per
+/// batch, however many sends are in it) and finishes there.
+async fn durable(ctx: Arc<Ctx>, staged: Staged, to: Sending) -> Result<Appended, SendError> {
+    loop {
+        let notified = ctx.commits.notified();
+        tokio::pin!(notified);
+        // Registered before asking: a commit step between the answer and
+        // the wait still wakes it.
+        notified.as_mut().enable();
+        match ctx.journal.progress(&staged) {
+            Ok(Progress::Durable(a)) => return to.finish(&ctx, Ok(a)),
+            Err(e) => return to.finish(&ctx, Err(e)),
+            Ok(Progress::Lead) => {
+                let c = ctx.clone();
+                return tokio::task::spawn_blocking(move || {
+                    let appended = c.journal.lead(staged);
+                    to.finish(&c, appended)
+                })
+                .await
+                .map_err(SendError::Task)?;
+            }
+            Ok(Progress::Wait) => notified.await,
         }
     }
 }

@@ -325,6 +325,30 @@ fn describe(v: &Violation) -> String {
     format!("{:?} under {}: {}", v.rule, v.rule_set, v.reason)
 }
 
+/// [`policy`] on an async thread, for an event whose case view is cached
+/// and at most `budget` entries behind ([`crate::state::CaseCache::try_with_case`]);
+/// `None` when it would need the blocking path (a forward, whose inner
+/// envelope is verified, is always left to it).
+pub(crate) fn try_policy(
+    ctx: &Ctx,
+    wire: &WireEvent,
+    budget: usize,
+) -> Result<Option<Result<(), String>>, JournalError> {
+    match wire {
+        WireEvent::Event(e) => {
+            let Some(rules) = ctx.rules.get(&e.rule_set) else {
+                return Ok(Some(Err(format!("unknown rule set {}", e.rule_set))));
+            };
+            ctx.cache
+                .try_with_case(&ctx.journal, &ctx.rules, e.case, budget, |st| {
+                    st.apply(e, rules).map(|_| ()).map_err(|v| describe(&v))
+                })
+        }
+        WireEvent::Capacity { .. } => policy(ctx, wire).map(Some),
+        WireEvent::Forwarded { .. } => Ok(None),
+    }
+}
+
 /// The rules, in this agency's view: `Ok(Err(detail))` when they refuse.
 /// On success the event (for a forward: the inner event) is applied to the
 /// cached case state.

@@ -70,6 +70,38 @@ impl CaseCache {
         Ok(f(&mut c.state))
     }
 
+    /// [`CaseCache::with_case`] for an async thread: only if the cache's
+    /// lock is free now, `case` is cached and fewer than `budget` entries
+    /// behind. Otherwise `None`, having folded what it read (call
+    /// [`CaseCache::with_case`] on a blocking thread then).
+    pub(crate) fn try_with_case<R>(
+        &self,
+        journal: &Journal<SledStore>,
+        rules: &RuleSets,
+        case: CaseId,
+        budget: usize,
+        f: impl FnOnce(&mut CaseState) -> R,
+    ) -> Result<Option<R>, JournalError> {
+        // A poisoned lock is reported by the blocking path.
+        let Ok(mut cases) = self.cases.try_lock() else {
+            return Ok(None);
+        };
+        let Some(c) = cases.get_mut(&case) else {
+            return Ok(None);
+        };
+        let page = journal.case_entries(&case, c.after, budget)?;
+        for (_, bytes) in &page {
+            fold(&mut c.state, rules, bytes);
+        }
+        if let Some((last, _)) = page.last() {
+            c.after = *last;
+        }
+        if page.len() >= budget {
+            return Ok(None);
+        }
+        Ok(Some(f(&mut c.state)))
+    }
+
     /// Forgets `case` (after a failed append that a check had applied).
     pub(crate) fn invalidate(&self, case: &CaseId) {
         if let Ok(mut c) = self.cases.lock() {

@@ -125,8 +125,26 @@ struct State {
     failed: Option<String>,
     /// A leader is committing right now.
     committing: bool,
+    /// [`Journal::progress`] told a caller to lead, and that caller has not
+    /// called [`Journal::lead`] yet (nor has any other leader started).
+    lead_claimed: bool,
     /// Size covered by the latest checkpoint (0 if none).
     last_checkpoint: u64,
+}
+
+/// Where a staged append stands ([`Journal::progress`]), for a caller that
+/// waits for it without holding a thread (an async task).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Durable and visible: the append's outcome.
+    Durable(Appended),
+    /// Its batch needs a leader and none is committing: the caller must
+    /// call [`Journal::lead`] (on a thread that may block). Told to one
+    /// caller at a time.
+    Lead,
+    /// A commit is under way; ask again after the next
+    /// [`Journal::on_progress`] call.
+    Wait,
 }
 
 /// Condition variables the appenders wait on, one per batch generation
@@ -152,6 +170,9 @@ pub struct Journal<S: JournalStore> {
     /// Told the journal's size after every commit that made entries
     /// visible ([`Journal::on_grow`]).
     grow: GrowListeners,
+    /// Called whenever a [`Progress`] may have changed
+    /// ([`Journal::on_progress`]).
+    progress: GrowListeners,
 }
 
 /// A callback of [`Journal::on_grow`].
@@ -311,11 +332,13 @@ impl<S: JournalStore> Journal<S> {
                 pending_requests: HashMap::new(),
                 failed: None,
                 committing: false,
+                lead_claimed: false,
                 last_checkpoint,
             }),
             wake: std::array::from_fn(|_| Condvar::new()),
             checkpoint_lock: Mutex::new(()),
             grow: GrowListeners::default(),
+            progress: GrowListeners::default(),
         })
     }
 
@@ -464,6 +487,26 @@ impl<S: JournalStore> Journal<S> {
     /// wait reports.
     pub fn stage_originated(&self, envelope: &[u8], at: Timestamp) -> Result<Staged, JournalError> {
         self.stage(originated(envelope, at, None)?)
+    }
+
+    /// [`Journal::append_originated_for_request`] without waiting for the
+    /// commit (see [`Journal::stage_originated`]).
+    ///
+    /// # Errors
+    /// As [`Journal::append_originated_for_request`], except commit
+    /// failures, which the wait reports.
+    pub fn stage_originated_for_request(
+        &self,
+        envelope: &[u8],
+        at: Timestamp,
+        request_key: &[u8],
+        value: &[u8],
+    ) -> Result<Staged, JournalError> {
+        if request_key.is_empty() || request_key.len() > RequestRecord::MAX_KEY {
+            return Err(JournalError::BadRequestKey);
+        }
+        let request = (request_key.to_vec(), value.to_vec());
+        self.stage(originated(envelope, at, Some(request))?)
     }
 
     /// Journals a quarantined bus message.

@@ -11,6 +11,20 @@
 //! and visible: reads never see a batch that is not on stable storage, and a
 //! caller can read back what it appended.
 //!
+//! # Waiting without a thread
+//! An async caller stages its append ([`Journal::stage_originated`] and
+//! the like) and asks [`Journal::progress`] instead of sleeping in
+//! [`Journal::wait_staged`]. While a commit runs it is told to wait for the
+//! next [`Journal::on_progress`] call (every commit step makes one: the
+//! writer's slot freed, a batch durable, a failure). When its batch needs a
+//! leader and none is committing, one caller at a time is told to lead: it
+//! calls [`Journal::lead`] on a thread that may block, which commits like a
+//! sync appender. So a batch of async appends costs one blocking thread,
+//! not one each. The claim to lead is dropped when the claimant calls
+//! `lead` or when any leader takes a batch; if the claimant finds its append
+//! already durable, it makes an `on_progress` call itself, so that callers
+//! told to wait behind its claim ask again.
+//!
 //! Outbox removals without an entry ([`Journal::complete_outbox`]) take the
 //! same path: decided under the state lock, committed in the next batch.
 
@@ -151,6 +165,64 @@ impl<S: JournalStore> Journal<S> {
         Ok(staged.appended)
     }
 
+    /// Where `staged` stands, without blocking on a commit (a short lock
+    /// only): durable, or whether the caller must lead its batch's commit
+    /// ([`Journal::lead`]) or wait for the next [`Journal::on_progress`]
+    /// call. `Lead` is told to one caller at a time; a caller told to lead
+    /// must call [`Journal::lead`], or the async waiters of its batch wait
+    /// until some other append commits.
+    ///
+    /// # Errors
+    /// [`JournalError::Failed`] after a failed commit.
+    pub fn progress(&self, staged: &Staged) -> Result<Progress, JournalError> {
+        let mut st = self.lock()?;
+        if st.durable_ticket >= staged.ticket {
+            return Ok(Progress::Durable(staged.appended));
+        }
+        if let Some(f) = &st.failed {
+            return Err(JournalError::Failed(f.clone()));
+        }
+        if st.committing || st.taken_ticket >= staged.ticket || st.lead_claimed {
+            return Ok(Progress::Wait);
+        }
+        st.lead_claimed = true;
+        Ok(Progress::Lead)
+    }
+
+    /// Commits (or waits for) `staged`'s batch, for a caller that
+    /// [`Journal::progress`] told to lead; [`Journal::wait_staged`]
+    /// otherwise. Blocks.
+    ///
+    /// # Errors
+    /// As [`Journal::wait_staged`].
+    pub fn lead(&self, staged: Staged) -> Result<Appended, JournalError> {
+        let durable = {
+            let mut st = self.lock()?;
+            st.lead_claimed = false;
+            st.durable_ticket >= staged.ticket
+        };
+        if durable {
+            // Callers told to wait behind this claim may have no commit
+            // left to tell them otherwise.
+            self.progress.notify(0);
+            return Ok(staged.appended);
+        }
+        self.wait_durable(staged.ticket)?;
+        Ok(staged.appended)
+    }
+
+    /// Registers `f` to be called whenever a [`Journal::progress`] answer
+    /// may have changed: a leader's write finished (the next batch may
+    /// lead), a batch became durable and visible, a commit failed. It runs
+    /// on the committing thread, possibly under the journal's state lock:
+    /// it must be quick, must not block and must not call the journal
+    /// (wake waiters, e.g. `tokio::sync::Notify::notify_waiters`).
+    pub fn on_progress(&self, f: impl Fn() + Send + Sync + 'static) {
+        if let Ok(mut v) = self.progress.0.lock() {
+            v.push(Box::new(move |_| f()));
+        }
+    }
+
     /// Returns once everything up to `ticket` is durable and visible. If no
     /// commit is writing and this ticket is not in flight yet, this thread
     /// becomes the leader and commits everything pending; otherwise it sleeps
@@ -191,6 +263,7 @@ impl<S: JournalStore> Journal<S> {
                 continue;
             }
             st.committing = true;
+            st.lead_claimed = false;
             let batch = std::mem::take(&mut st.pending);
             let upto = st.next_ticket;
             st.taken_ticket = upto;
@@ -207,6 +280,7 @@ impl<S: JournalStore> Journal<S> {
                     released = true;
                     self.wake[slot(st.pending_gen)].notify_one();
                 }
+                self.progress.notify(0);
             });
             st = self.lock()?;
             if !released {
@@ -250,10 +324,11 @@ impl<S: JournalStore> Journal<S> {
                         }
                         !done
                     });
-                    // This batch holds `ticket`: done. Tell the grow
-                    // listeners outside the lock; the size read is the
+                    // This batch holds `ticket`: done. Tell the progress and
+                    // grow listeners outside the lock; the size read is the
                     // store's, so none hears of an entry it cannot read.
                     drop(st);
+                    self.progress.notify(0);
                     if !batch.entries.is_empty()
                         && let Ok(size) = self.store.size()
                     {
@@ -266,6 +341,8 @@ impl<S: JournalStore> Journal<S> {
                     for w in &self.wake {
                         w.notify_all();
                     }
+                    drop(st);
+                    self.progress.notify(0);
                     return Err(JournalError::Store {
                         step: "committing a batch",
                         source: e,

@@ -42,7 +42,7 @@ mod wal_codec;
 
 pub use error::JournalError;
 pub use export::{ExportMeta, MAGIC, export};
-pub use journal::{Appended, Journal, JournalConfig, Staged};
+pub use journal::{Appended, Journal, JournalConfig, Progress, Staged};
 pub use sled_store::{SledConfig, SledStore};
 pub use store::{Batch, JournalStore, OutboxItem, RequestRecord, StoreError};
 pub use verify::{
