@@ -210,11 +210,21 @@ impl Bus {
             };
             let appended = match stage_here(&ctx, &wire, &event, &to)? {
                 Some(Staging::Done(a)) => a,
-                // In a task of its own: a caller that goes away (a cancelled
-                // RPC) must not leave its staged append waiting for a leader.
-                Some(Staging::Staged(staged)) => tokio::spawn(durable(ctx.clone(), staged, to))
-                    .await
-                    .map_err(SendError::Task)??,
+                Some(Staging::Staged(staged)) => match ctx.journal.progress(&staged) {
+                    Ok(Progress::Durable(a)) => to.finish(&ctx, Ok(a))?,
+                    Err(e) => to.finish(&ctx, Err(e))?,
+                    // No commit running: lead at once. A blocking task runs
+                    // to its end even if this caller goes away.
+                    Ok(Progress::Lead) => lead(ctx.clone(), staged, to)
+                        .await
+                        .map_err(SendError::Task)??,
+                    // Waiting, in a task of its own: a caller that goes away
+                    // (a cancelled RPC) must not leave its staged append
+                    // waiting for a leader.
+                    Ok(Progress::Wait) => tokio::spawn(durable(ctx.clone(), staged, to))
+                        .await
+                        .map_err(SendError::Task)??,
+                },
                 None => {
                     let c = ctx.clone();
                     tokio::task::spawn_blocking(move || {
@@ -416,15 +426,24 @@ async fn durable(ctx: Arc<Ctx>, staged: Staged, to: Sending) -> Result<Appended,
             Ok(Progress::Durable(a)) => return to.finish(&ctx, Ok(a)),
             Err(e) => return to.finish(&ctx, Err(e)),
             Ok(Progress::Lead) => {
-                let c = ctx.clone();
-                return tokio::task::spawn_blocking(move || {
-                    let appended = c.journal.lead(staged);
-                    to.finish(&c, appended)
-                })
-                .await
-                .map_err(SendError::Task)?;
+                return lead(ctx.clone(), staged, to)
+                    .await
+                    .map_err(SendError::Task)?;
             }
             Ok(Progress::Wait) => notified.await,
         }
     }
+}
+
+/// Leads the commit of `staged`'s batch on a blocking thread (told to by
+/// [`Journal::progress`]) and finishes the send there.
+fn lead(
+    ctx: Arc<Ctx>,
+    staged: Staged,
+    to: Sending,
+) -> tokio::task::JoinHandle<Result<Appended, SendError>> {
+    tokio::task::spawn_blocking(move || {
+        let appended = ctx.journal.lead(staged);
+        to.finish(&ctx, appended)
+    })
 }
