@@ -58,6 +58,7 @@ mod check;
 pub mod config;
 pub mod directory;
 pub mod error;
+mod hop;
 mod inbox;
 mod meter;
 pub mod provision;
