@@ -215,7 +215,9 @@ impl Bus {
                     Err(e) => to.finish(&ctx, Err(e))?,
                     // No commit running: lead at once. A blocking task runs
                     // to its end even if this caller goes away.
-                    Ok(Progress::Lead) => lead(ctx.clone(), staged, to).await?,
+                    Ok(Progress::Lead) => lead(ctx.clone(), staged, to)
+                        .await
+                        .map_err(SendError::Task)??,
                     // Waiting, in a task of its own: a caller that goes away
                     // (a cancelled RPC) must not leave its staged append
                     // waiting for a leader.
@@ -423,21 +425,25 @@ async fn durable(ctx: Arc<Ctx>, staged: Staged, to: Sending) -> Result<Appended,
         match ctx.journal.progress(&staged) {
             Ok(Progress::Durable(a)) => return to.finish(&ctx, Ok(a)),
             Err(e) => return to.finish(&ctx, Err(e)),
-            Ok(Progress::Lead) => return lead(ctx.clone(), staged, to).await,
+            Ok(Progress::Lead) => {
+                return lead(ctx.clone(), staged, to)
+                    .await
+                    .map_err(SendError::Task)?;
+            }
             Ok(Progress::Wait) => notified.await,
         }
     }
 }
 
-/// Leads the commit of `staged`'s batch (told to by [`Journal::progress`])
-/// and finishes the send, on this thread if the runtime allows
-/// ([`crate::hop::blocking_here`]). It runs to its end even if the caller
-/// goes away.
-async fn lead(ctx: Arc<Ctx>, staged: Staged, to: Sending) -> Result<Appended, SendError> {
-    crate::hop::blocking_here(move || {
+/// Leads the commit of `staged`'s batch on a blocking thread (told to by
+/// [`Journal::progress`]) and finishes the send there.
+fn lead(
+    ctx: Arc<Ctx>,
+    staged: Staged,
+    to: Sending,
+) -> tokio::task::JoinHandle<Result<Appended, SendError>> {
+    tokio::task::spawn_blocking(move || {
         let appended = ctx.journal.lead(staged);
         to.finish(&ctx, appended)
     })
-    .await
-    .map_err(SendError::Task)?
 }

@@ -264,9 +264,9 @@ async fn finish(ctx: Arc<Ctx>, p: Prepared) -> Result<(), BusError> {
         spans,
         now,
     } = p;
-    let (msgs_len, units_len) = (msgs.len(), units.len());
+    let msgs_len = msgs.len();
     let c = ctx.clone();
-    let step = move || {
+    let retry = tokio::task::spawn_blocking(move || {
         let verdicts = decide_all(&c, &units, authentic, &spans);
         let outcomes = journal_all(&c, &units, &verdicts, now);
         // A message is acked when every unit of it is durable; otherwise it
@@ -289,14 +289,8 @@ async fn finish(ctx: Arc<Ctx>, p: Prepared) -> Result<(), BusError> {
         }
         c.relay_wake.notify_one();
         retry
-    };
-    // A batch of one or two (an inbox keeping up) commits on this thread,
-    // a larger one on the blocking pool (see `crate::hop`).
-    let retry = if units_len <= SMALL_BATCH {
-        crate::hop::blocking_here(step).await
-    } else {
-        tokio::task::spawn_blocking(step).await
-    }
+    })
+    .await
     .map_err(BusError::Task)?;
     for (m, retry) in msgs.iter().zip(retry) {
         if retry {

@@ -58,7 +58,6 @@ mod check;
 pub mod config;
 pub mod directory;
 pub mod error;
-mod hop;
 mod inbox;
 mod meter;
 pub mod provision;
