@@ -41,6 +41,16 @@
 //!   two appends); journal failure at B → the message is not acked and comes
 //!   again; bad input → quarantined, acked, counted, never applied.
 //!
+//! # Threads
+//! A send checks, signs and stages its append on the caller's (async)
+//! thread when the case view is cached, and waits for the commit without a
+//! thread of its own: one send per batch leads the commit on a blocking
+//! thread ([`waymark_journal::Journal::progress`]), the others wait on a
+//! `Notify` the journal wakes at every commit step. The relay is woken from
+//! the thread that saw the commit durable. Each thread hand-off costs a
+//! wake-up of a sleeping thread, which on a busy two-core host was a large
+//! part of both an event's latency and an agency's CPU (`BENCHMARKS.md`).
+//!
 //! Personal data travels sealed to the recipient and detached from the
 //! signed event, never journaled: see [`sealing`].
 //!
