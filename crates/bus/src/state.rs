@@ -135,3 +135,79 @@ pub(crate) fn decode_event(envelope: &[u8]) -> Option<PbEvent> {
     let env = Envelope::decode(envelope).ok()?;
     PbEvent::decode(env.payload.as_slice()).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waymark_crypto::{AgencyKey, sign_envelope};
+    use waymark_journal::{JournalConfig, SledConfig};
+    use waymark_proto::PAYLOAD_TYPE_EVENT;
+    use waymark_types::{EventId, Timestamp};
+
+    fn append(j: &Journal<SledStore>, key: &AgencyKey, case: CaseId, n: usize) -> u64 {
+        let mut last = 0;
+        for _ in 0..n {
+            let ev = PbEvent {
+                event_id: EventId::new().to_string(),
+                case_id: case.to_string(),
+                sender_id: "police-a".into(),
+                ..PbEvent::default()
+            };
+            let env = sign_envelope(key, PAYLOAD_TYPE_EVENT, ev.encode_to_vec()).encode_to_vec();
+            last = j.append_originated(&env, Timestamp::now()).unwrap().seq();
+        }
+        last
+    }
+
+    fn after(cache: &CaseCache, case: CaseId) -> u64 {
+        cache.cases.lock().unwrap()[&case].after
+    }
+
+    /// The async path of the policy check: only a cached view, only within
+    /// its budget (keeping what it folded), never waiting for the lock.
+    #[test]
+    fn a_cached_view_is_used_on_the_async_path_only_within_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = AgencyKey::generate();
+        let me = AgencyId::new("police-a").unwrap();
+        let store = SledStore::open(dir.path(), &SledConfig::default()).unwrap();
+        let j = Journal::open(store, JournalConfig::new(me.clone()), Some(key.clone())).unwrap();
+        let rules = RuleSets::builtin();
+        let cache = CaseCache::new(me, 100);
+        let case = CaseId::new();
+        let first = append(&j, &key, case, 2);
+        let here = |budget| {
+            cache
+                .try_with_case(&j, &rules, case, budget, |_| ())
+                .unwrap()
+        };
+
+        // Not cached: the blocking path folds it.
+        assert_eq!(here(32), None);
+        cache.with_case(&j, &rules, case, |_| ()).unwrap();
+        assert_eq!(after(&cache, case), first);
+
+        // A few entries behind: caught up here.
+        let last = append(&j, &key, case, 3);
+        assert_eq!(here(32), Some(()));
+        assert_eq!(after(&cache, case), last);
+
+        // 40 behind with a budget of 32: not here, but the 32 it read stay
+        // folded; the other 8 fit the next time.
+        let seqs: Vec<u64> = (0..40).map(|_| append(&j, &key, case, 1)).collect();
+        assert_eq!(here(32), None);
+        assert_eq!(after(&cache, case), seqs[31]);
+        assert_eq!(here(32), Some(()));
+        assert_eq!(after(&cache, case), seqs[39]);
+
+        // Another thread holds the cache: not here, and no waiting.
+        let held = cache.cases.lock().unwrap();
+        assert!(
+            cache
+                .try_with_case(&j, &rules, case, 32, |_| ())
+                .unwrap()
+                .is_none()
+        );
+        drop(held);
+    }
+}
