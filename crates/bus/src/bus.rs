@@ -210,21 +210,22 @@ impl Bus {
             };
             let appended = match stage_here(&ctx, &wire, &event, &to)? {
                 Some(Staging::Done(a)) => a,
-                Some(Staging::Staged(staged)) => match ctx.journal.progress(&staged) {
-                    Ok(Progress::Durable(a)) => to.finish(&ctx, Ok(a))?,
-                    Err(e) => to.finish(&ctx, Err(e))?,
-                    // No commit running: lead at once. A blocking task runs
-                    // to its end even if this caller goes away.
-                    Ok(Progress::Lead) => lead(ctx.clone(), staged, to)
-                        .await
-                        .map_err(SendError::Task)??,
-                    // Waiting, in a task of its own: a caller that goes away
-                    // (a cancelled RPC) must not leave its staged append
-                    // waiting for a leader.
-                    Ok(Progress::Wait) => tokio::spawn(durable(ctx.clone(), staged, to))
-                        .await
-                        .map_err(SendError::Task)??,
-                },
+                Some(Staging::Staged(staged)) => {
+                    let answer = ctx.journal.progress(&staged);
+                    if matches!(answer, Ok(Progress::Wait)) {
+                        // Waiting, in a task of its own: a caller that goes
+                        // away (a cancelled RPC) must not leave its staged
+                        // append waiting for a leader.
+                        tokio::spawn(durable(ctx.clone(), staged, to, answer))
+                            .await
+                            .map_err(SendError::Task)??
+                    } else {
+                        // Durable, failed, or alone with no commit running:
+                        // it leads at once, on a blocking task, which runs
+                        // to its end even if this caller goes away.
+                        durable(ctx.clone(), staged, to, answer).await?
+                    }
+                }
                 None => {
                     let c = ctx.clone();
                     tokio::task::spawn_blocking(move || {
@@ -411,18 +412,18 @@ fn stage(ctx: &Ctx, event: &PbEvent, to: &Sending) -> Result<Staging, SendError>
     })
 }
 
-/// Waits for a staged send without holding a thread: the journal's
-/// progress ([`Journal::progress`]) after every commit step. When its batch
-/// needs a leader, this send leads the commit on a blocking thread (one per
-/// batch, however many sends are in it) and finishes there.
-async fn durable(ctx: Arc<Ctx>, staged: Staged, to: Sending) -> Result<Appended, SendError> {
+/// Waits for a staged send without holding a thread, from its first
+/// [`Journal::progress`] answer: asks again after every commit step. When
+/// its batch needs a leader, this send leads the commit on a blocking
+/// thread (one per batch, however many sends are in it) and finishes there.
+async fn durable(
+    ctx: Arc<Ctx>,
+    staged: Staged,
+    to: Sending,
+    mut answer: Result<Progress, JournalError>,
+) -> Result<Appended, SendError> {
     loop {
-        let notified = ctx.commits.notified();
-        tokio::pin!(notified);
-        // Registered before asking: a commit step between the answer and
-        // the wait still wakes it.
-        notified.as_mut().enable();
-        match ctx.journal.progress(&staged) {
+        match answer {
             Ok(Progress::Durable(a)) => return to.finish(&ctx, Ok(a)),
             Err(e) => return to.finish(&ctx, Err(e)),
             Ok(Progress::Lead) => {
@@ -430,7 +431,16 @@ async fn durable(ctx: Arc<Ctx>, staged: Staged, to: Sending) -> Result<Appended,
                     .await
                     .map_err(SendError::Task)?;
             }
-            Ok(Progress::Wait) => notified.await,
+            Ok(Progress::Wait) => {}
+        }
+        let notified = ctx.commits.notified();
+        tokio::pin!(notified);
+        // Registered before asking: a commit step between the answer and
+        // the wait still wakes it.
+        notified.as_mut().enable();
+        answer = ctx.journal.progress(&staged);
+        if matches!(answer, Ok(Progress::Wait)) {
+            notified.await;
         }
     }
 }

@@ -169,27 +169,28 @@ pub struct Journal<S: JournalStore> {
     checkpoint_lock: Mutex<()>,
     /// Told the journal's size after every commit that made entries
     /// visible ([`Journal::on_grow`]).
-    grow: GrowListeners,
+    grow: Listeners,
     /// Called whenever a [`Progress`] may have changed
     /// ([`Journal::on_progress`]).
-    progress: GrowListeners,
+    progress: Listeners,
 }
 
-/// A callback of [`Journal::on_grow`].
-type GrowListener = Box<dyn Fn(u64) + Send + Sync>;
+/// A callback of [`Journal::on_grow`] (told the size) or
+/// [`Journal::on_progress`] (told nothing: its argument is 0).
+type Listener = Box<dyn Fn(u64) + Send + Sync>;
 
-/// Callbacks run after a commit made entries visible.
+/// Callbacks run after a commit step.
 #[derive(Default)]
-struct GrowListeners(Mutex<Vec<GrowListener>>);
+struct Listeners(Mutex<Vec<Listener>>);
 
-impl std::fmt::Debug for GrowListeners {
+impl std::fmt::Debug for Listeners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.0.lock().map_or(0, |v| v.len());
-        write!(f, "GrowListeners({n})")
+        write!(f, "Listeners({n})")
     }
 }
 
-impl GrowListeners {
+impl Listeners {
     fn notify(&self, size: u64) {
         if let Ok(v) = self.0.lock() {
             for f in v.iter() {
@@ -279,6 +280,20 @@ fn originated(
     })
 }
 
+/// [`originated`] with a request record, its key checked.
+fn originated_for_request(
+    envelope: &[u8],
+    at: Timestamp,
+    request_key: &[u8],
+    value: &[u8],
+) -> Result<Draft, JournalError> {
+    if request_key.is_empty() || request_key.len() > RequestRecord::MAX_KEY {
+        return Err(JournalError::BadRequestKey);
+    }
+    let request = (request_key.to_vec(), value.to_vec());
+    originated(envelope, at, Some(request))
+}
+
 impl<S: JournalStore> Journal<S> {
     /// Opens the journal over `store`. `signer` is the agency's current key,
     /// needed only to sign checkpoints (a read-only or imported journal has
@@ -337,8 +352,8 @@ impl<S: JournalStore> Journal<S> {
             }),
             wake: std::array::from_fn(|_| Condvar::new()),
             checkpoint_lock: Mutex::new(()),
-            grow: GrowListeners::default(),
-            progress: GrowListeners::default(),
+            grow: Listeners::default(),
+            progress: Listeners::default(),
         })
     }
 
@@ -421,11 +436,7 @@ impl<S: JournalStore> Journal<S> {
         request_key: &[u8],
         value: &[u8],
     ) -> Result<Appended, JournalError> {
-        if request_key.is_empty() || request_key.len() > RequestRecord::MAX_KEY {
-            return Err(JournalError::BadRequestKey);
-        }
-        let request = (request_key.to_vec(), value.to_vec());
-        self.append(originated(envelope, at, Some(request))?)
+        self.append(originated_for_request(envelope, at, request_key, value)?)
     }
 
     /// The request record under `key`: committed, or staged by an append
@@ -502,11 +513,7 @@ impl<S: JournalStore> Journal<S> {
         request_key: &[u8],
         value: &[u8],
     ) -> Result<Staged, JournalError> {
-        if request_key.is_empty() || request_key.len() > RequestRecord::MAX_KEY {
-            return Err(JournalError::BadRequestKey);
-        }
-        let request = (request_key.to_vec(), value.to_vec());
-        self.stage(originated(envelope, at, Some(request))?)
+        self.stage(originated_for_request(envelope, at, request_key, value)?)
     }
 
     /// Journals a quarantined bus message.

@@ -21,11 +21,8 @@ fn originated(j: &Journal<SledStore>, key: &AgencyKey) -> Staged {
     j.stage_originated(&env, t(1)).unwrap()
 }
 
-#[test]
-fn one_caller_is_told_to_lead_the_others_wait_and_its_commit_makes_all_durable() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = AgencyKey::generate();
-    let j = open(dir.path(), &key);
+/// Counts the journal's progress calls.
+fn count_steps(j: &Journal<SledStore>) -> Arc<AtomicU64> {
     let steps = Arc::new(AtomicU64::new(0));
     j.on_progress({
         let steps = steps.clone();
@@ -33,6 +30,15 @@ fn one_caller_is_told_to_lead_the_others_wait_and_its_commit_makes_all_durable()
             steps.fetch_add(1, Ordering::SeqCst);
         }
     });
+    steps
+}
+
+#[test]
+fn one_caller_is_told_to_lead_the_others_wait_and_its_commit_makes_all_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = AgencyKey::generate();
+    let j = open(dir.path(), &key);
+    let steps = count_steps(&j);
     let (a, b) = (originated(&j, &key), originated(&j, &key));
     assert_eq!(j.progress(&a).unwrap(), Progress::Lead);
     // The claim stands until its holder leads: nobody else is told to.
@@ -58,13 +64,7 @@ fn a_claimant_whose_append_another_leader_committed_returns_at_once_and_says_so(
     let dir = tempfile::tempdir().unwrap();
     let key = AgencyKey::generate();
     let j = open(dir.path(), &key);
-    let steps = Arc::new(AtomicU64::new(0));
-    j.on_progress({
-        let steps = steps.clone();
-        move || {
-            steps.fetch_add(1, Ordering::SeqCst);
-        }
-    });
+    let steps = count_steps(&j);
     let a = originated(&j, &key);
     assert_eq!(j.progress(&a).unwrap(), Progress::Lead);
     // A plain append leads instead, committing `a` with its own entry.
